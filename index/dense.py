@@ -1,0 +1,59 @@
+"""Dense search: normalised embeddings in faiss (exact inner product, or HNSW for large libraries)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import faiss
+import numpy as np
+import numpy.typing as npt
+
+Vectors = npt.NDArray[np.float32]
+
+HNSW_NEIGHBOURS = 32
+HNSW_EF_SEARCH = 128
+
+
+class DenseIndex:
+    def __init__(self, index: faiss.Index, vectors: Vectors) -> None:
+        self._index = index
+        # The vectors are kept beside faiss so any chunk can be scored exactly, not only the
+        # ones the (possibly approximate) index returns.
+        self.vectors = vectors
+
+    @classmethod
+    def build(cls, vectors: Vectors, kind: str = "flat") -> DenseIndex:
+        dim = vectors.shape[1]
+        index: faiss.Index
+        if kind == "hnsw":
+            index = faiss.IndexHNSWFlat(dim, HNSW_NEIGHBOURS, faiss.METRIC_INNER_PRODUCT)
+            index.hnsw.efSearch = HNSW_EF_SEARCH
+        else:
+            index = faiss.IndexFlatIP(dim)
+        if len(vectors):
+            index.add(vectors)
+        return cls(index, vectors)
+
+    @property
+    def size(self) -> int:
+        return int(self._index.ntotal)
+
+    def top(self, query: Vectors, k: int) -> tuple[npt.NDArray[np.int64], Vectors]:
+        """Ids and scores of the k nearest chunks to one query vector."""
+        k = min(k, self.size)
+        if k <= 0:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        scores, ids = self._index.search(query.reshape(1, -1), k)
+        keep = ids[0] >= 0
+        return ids[0][keep], scores[0][keep]
+
+    def scores_for(self, query: Vectors, ids: npt.NDArray[np.int64]) -> Vectors:
+        return np.asarray(self.vectors[ids] @ query.reshape(-1), dtype=np.float32)
+
+    def save(self, folder: Path) -> None:
+        faiss.write_index(self._index, str(folder / "dense.faiss"))
+        np.save(folder / "vectors.npy", self.vectors)
+
+    @classmethod
+    def load(cls, folder: Path) -> DenseIndex:
+        return cls(faiss.read_index(str(folder / "dense.faiss")), np.load(folder / "vectors.npy"))

@@ -1,0 +1,57 @@
+"""Hybrid scoring: dense and BM25 scores fused after z-score normalisation, with an optional
+pseudo-relevance feedback round on the dense side.
+
+Why z-scores: raw cosine and BM25 scores live on unrelated scales, and rank fusion throws the
+score gaps away. Normalising each retriever by the spread of its own top candidates keeps the
+gaps and makes one weight meaningful across queries. The weight and the feedback settings were
+chosen on the train/dev splits of the benchmarks (see bench/retrieval.py), never on test.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+from pydantic import BaseModel, ConfigDict, Field
+
+Floats = npt.NDArray[np.float32]
+Ids = npt.NDArray[np.int64]
+
+
+class FusionSettings(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    mode: str = Field(default="hybrid", pattern="^(hybrid|dense|lexical)$")
+    dense_weight: float = Field(default=0.5, ge=0.0, le=1.0)
+    candidates: int = Field(default=100, ge=1)
+    feedback_docs: int = Field(default=3, ge=0, description="top fused chunks fed back to the dense query")
+    feedback_weight: float = Field(default=0.5, ge=0.0)
+
+
+def zscore(values: Floats, reference: Floats) -> Floats:
+    if reference.size < 2:
+        return np.zeros_like(values)
+    std = float(reference.std())
+    if std < 1e-9:
+        return np.zeros_like(values)
+    return ((values - float(reference.mean())) / std).astype(np.float32)
+
+
+def top_ids(scores: Floats, k: int) -> Ids:
+    """Ids of the k highest scores, best first (positive scores only: zero means no match)."""
+    positive = np.flatnonzero(scores > 0)
+    if positive.size > k:
+        part = np.argpartition(-scores[positive], k - 1)[:k]
+        positive = positive[part]
+    return positive[np.argsort(-scores[positive], kind="stable")].astype(np.int64)
+
+
+def combine(dense: Floats, dense_reference: Floats, lexical: Floats, lexical_reference: Floats,
+            weight: float) -> Floats:
+    """Fused scores of one candidate pool: each side z-normalised by its own top candidates."""
+    dense_z = zscore(dense, dense_reference)
+    lexical_z = zscore(lexical, lexical_reference)
+    return (weight * dense_z + (1.0 - weight) * lexical_z).astype(np.float32)
+
+
+def ranks(ids: Ids) -> dict[int, int]:
+    return {int(i): n + 1 for n, i in enumerate(ids)}

@@ -1,0 +1,152 @@
+"""The loaded index and its search: dense + lexical candidates, fused, with dense feedback."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+from index.chunking import Chunk
+from index.documents import Document
+from index.embedding import Embedder, Vectors
+from index.errors import IndexLoadError
+from index.fusion import Floats, FusionSettings, Ids, combine, ranks, top_ids
+from index.manifest import Manifest
+
+if TYPE_CHECKING:
+    from index.dense import DenseIndex
+    from index.lexical import LexicalIndex
+
+
+class Hit(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    chunk: Chunk
+    score: float
+    dense_score: float
+    lexical_score: float
+    dense_rank: int | None
+    lexical_rank: int | None
+
+
+@dataclass(frozen=True)
+class _Scored:
+    ids: Ids
+    fused: Floats
+    dense: Floats
+    lexical: Floats
+    dense_rank: dict[int, int]
+    lexical_rank: dict[int, int]
+
+
+class SearchIndex:
+    """One immutable, loaded index. Safe to search from several threads at once."""
+
+    def __init__(self, manifest: Manifest, documents: Sequence[Document], chunks: Sequence[Chunk],
+                 dense: DenseIndex, lexical: LexicalIndex, embedder: Embedder,
+                 fusion: FusionSettings | None = None) -> None:
+        self.manifest = manifest
+        self.documents = {d.id: d for d in documents}
+        self.chunks = list(chunks)
+        self.dense = dense
+        self.lexical = lexical
+        self.embedder = embedder
+        self.fusion = fusion or manifest.fusion
+
+    def __len__(self) -> int:
+        return len(self.chunks)
+
+    def embed_query(self, text: str) -> Vectors:
+        return self.embedder.encode([text])[0]
+
+    def search(self, text: str, k: int = 5, fusion: FusionSettings | None = None) -> list[Hit]:
+        settings = fusion or self.fusion
+        vector = self.embed_query(text) if settings.mode != "lexical" else None
+        return self.search_with_vector(text, vector, k, settings)
+
+    def search_with_vector(self, text: str, vector: Vectors | None, k: int,
+                           fusion: FusionSettings | None = None) -> list[Hit]:
+        settings = fusion or self.fusion
+        if not self.chunks:
+            return []
+        scored = self._score(text, vector, settings)
+        order = np.argsort(-scored.fused, kind="stable")[:k]
+        return [
+            Hit(
+                chunk=self.chunks[int(scored.ids[i])],
+                score=float(scored.fused[i]),
+                dense_score=float(scored.dense[i]),
+                lexical_score=float(scored.lexical[i]),
+                dense_rank=scored.dense_rank.get(int(scored.ids[i])),
+                lexical_rank=scored.lexical_rank.get(int(scored.ids[i])),
+            )
+            for i in order
+        ]
+
+    def _score(self, text: str, vector: Vectors | None, settings: FusionSettings) -> _Scored:
+        n = settings.candidates
+        lexical_all = self.lexical.scores(text) if settings.mode != "dense" else None
+        lexical_ids = top_ids(lexical_all, n) if lexical_all is not None else np.zeros(0, np.int64)
+        if vector is None or settings.mode == "lexical":
+            assert lexical_all is not None
+            scores = lexical_all[lexical_ids]
+            return _Scored(lexical_ids, scores, np.zeros_like(scores), scores, {}, ranks(lexical_ids))
+
+        query = vector
+        rounds = 2 if settings.feedback_docs and settings.feedback_weight > 0 else 1
+        scored: _Scored | None = None
+        for round_no in range(rounds):
+            if round_no:
+                assert scored is not None
+                # Pseudo-relevance feedback: move the query towards its best fused passages, which
+                # pulls in passages that share their meaning but not the query's words.
+                best = scored.ids[np.argsort(-scored.fused, kind="stable")[:settings.feedback_docs]]
+                query = vector + settings.feedback_weight * self.dense.vectors[best].mean(axis=0)
+                query = (query / max(float(np.linalg.norm(query)), 1e-9)).astype(np.float32)
+            dense_ids, dense_top = self.dense.top(query, n)
+            if lexical_all is None:
+                scored = _Scored(dense_ids, dense_top, dense_top, np.zeros_like(dense_top), ranks(dense_ids), {})
+                continue
+            union = np.unique(np.concatenate([dense_ids, lexical_ids]))
+            dense = self.dense.scores_for(query, union)
+            lexical = lexical_all[union]
+            fused = combine(dense, dense_top, lexical, lexical_all[lexical_ids], settings.dense_weight)
+            scored = _Scored(union, fused, dense, lexical, ranks(dense_ids), ranks(lexical_ids))
+        assert scored is not None
+        if rounds == 2:
+            # Report the plain query's similarity: it is what calibrated decisions downstream use.
+            scored = _Scored(scored.ids, scored.fused, self.dense.scores_for(vector, scored.ids),
+                             scored.lexical, scored.dense_rank, scored.lexical_rank)
+        return scored
+
+
+class IndexOwner:
+    """Holds the index in use and swaps in a new one while searches continue.
+
+    Readers take `current` once per question and keep that reference, so a swap never
+    changes an index under a search in progress.
+    """
+
+    def __init__(self, index: SearchIndex | None = None) -> None:
+        self._index = index
+        self._lock = threading.Lock()
+
+    @property
+    def current(self) -> SearchIndex:
+        index = self._index
+        if index is None:
+            raise IndexLoadError("no index is loaded yet")
+        return index
+
+    @property
+    def loaded(self) -> bool:
+        return self._index is not None
+
+    def swap(self, index: SearchIndex) -> SearchIndex | None:
+        with self._lock:
+            previous, self._index = self._index, index
+        return previous
