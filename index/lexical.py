@@ -52,6 +52,10 @@ class LexicalIndex:
         return cls(model)
 
     @property
+    def vocabulary(self) -> dict[str, int]:
+        return self._vocab
+
+    @property
     def size(self) -> int:
         return int(self._model.scores["num_docs"])
 

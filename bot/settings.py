@@ -1,0 +1,56 @@
+"""Settings from the environment, a `.env` file, or defaults (pydantic-settings)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from index.embedding import BUNDLED_MODEL
+
+_PROJECT_KNOWLEDGE = Path(__file__).resolve().parent.parent / "knowledge"
+
+
+def _default_knowledge_dir() -> Path:
+    # An editable install or the image keeps knowledge/ beside the packages; elsewhere use ./knowledge.
+    return _PROJECT_KNOWLEDGE if _PROJECT_KNOWLEDGE.is_dir() else Path("knowledge")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="HINGE_", env_file=".env", env_file_encoding="utf-8",
+                                      extra="ignore")
+
+    discord_token: SecretStr | None = Field(default=None, validation_alias="DISCORD_TOKEN",
+                                            description="the bot token from the Discord developer portal")
+    data_dir: Path = Field(default=Path(".hinge"), description="index, embedding cache and SQLite database")
+    knowledge_dir: Path = Field(default_factory=_default_knowledge_dir, description="the library's files")
+    embed_model: str = Field(default=BUNDLED_MODEL,
+                             description="'bundled' or a local sentence-transformers model folder")
+    dense_index: str = Field(default="flat", pattern="^(flat|hnsw)$",
+                             description="flat (exact) or hnsw (approximate, for very large libraries)")
+    guild_ids: list[int] = Field(default_factory=list, description="servers to sync slash commands to at once")
+    admin_role: str | None = Field(default=None, description="role name that may run the admin commands")
+    ask_cooldown_seconds: float = Field(default=5.0, ge=0, description="per-user pause between /ask")
+    ask_cooldown_rate: int = Field(default=3, ge=1, description="questions allowed per cooldown window")
+    max_question_chars: int = Field(default=500, ge=1)
+    max_upload_bytes: int = Field(default=200_000, ge=1, description="largest file /add-source accepts")
+    answer_on_mention: bool = Field(default=False, description="answer messages that mention the bot "
+                                    "(needs the message content intent)")
+    http_host: str = Field(default="127.0.0.1", description="host of the /healthz and /metrics endpoint")
+    http_port: int = Field(default=8080, ge=0, le=65535, description="port of that endpoint; 0 turns it off")
+    log_json: bool = Field(default=False, description="JSON log lines instead of human-readable ones")
+    log_level: str = Field(default="INFO")
+
+    @field_validator("guild_ids", mode="before")
+    @classmethod
+    def _split_ids(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [int(part) for part in value.replace(",", " ").split() if part]
+        if isinstance(value, int):
+            return [value]
+        return value
+
+    @property
+    def database_path(self) -> Path:
+        return self.data_dir / "hinge.sqlite3"

@@ -1,0 +1,308 @@
+"""Answers: from a rider's question to cited excerpts, videos, a drill and an honest decline.
+
+Discord-free: the bot and the CLI render the same `Answer`.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from index.chunking import Chunk
+from index.documents import Document, Kind
+from index.lexical import Tokenizer
+from index.search import Hit, SearchIndex
+
+MAX_QUESTION_CHARS = 500
+MAX_CITATIONS = 3
+MAX_MORE = 3
+MAX_VIDEOS = 3
+EXCERPT_WORDS = 70
+ELLIPSIS = "…"
+
+SAFETY_NOTE = ("Hinge Coach coaches technique and training, not medicine: pain, numbness or an injury "
+               "belongs with a doctor or physiotherapist, so please get it checked.")
+DECLINE_LEAD = ("I don't have anything in the library that answers that well, so I'd rather not guess. "
+                "I cover the hip hinge, riding positions (attack, neutral, standing, whoops, ruts, starts), "
+                "rider back fatigue, mobility and gym work for riders. Try rephrasing, or use /drill for "
+                "a drill.")
+
+_MENTION = re.compile(r"<(?:@[!&]?|#|a?:\w+:)\d+>|@(?:everyone|here)\b")
+_MARKDOWN = re.compile(r"[*_~`|>#\[\]()]+")
+_PAIN = re.compile(r"\b(pain\w*|hurt\w*|injur\w*|numb\w*|tingl\w*|sore\w*|ache\w*|aching|sciatic\w*|"
+                   r"disc|discs|herniat\w*|strain\w*|sprain\w*|pinch\w*|tweak\w*|spasm\w*|"
+                   r"swell\w*|swollen|fractur\w*|broke|broken|crash\w*|surgery|rehab\w*|physio\w*|doctor)\b", re.I)
+_TRAINING = re.compile(r"\b(how|drill\w*|exercis\w*|train\w*|technique|position\w*|posture|hinge\w*|hinging|"
+                       r"form|sets?|reps?|strength\w*|stronger|workout\w*|gym|lift\w*|deadlift\w*|rdl\w*|swing\w*|"
+                       r"plank\w*|bridge\w*|stretch\w*|mobility|warm\w*|practi[cs]e\w*|learn\w*|improv\w*|fix\w*|"
+                       r"cue\w*|stand\w*|attack|core|glute\w*|hamstring\w*|whoops?|ruts?|starts?|jumps?)\b", re.I)
+_SENTENCE = re.compile(r"[^.!?\n]+(?:[.!?]+[\"')\]]?|$)", re.M)
+
+
+class Citation(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    n: int
+    title: str
+    source: str = Field(description="author or publisher of the cited page")
+    url: str | None
+    excerpt: str
+    document_id: str
+    heading: str | None = None
+    score: float
+
+
+class VideoLink(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    title: str
+    url: str
+
+
+class DrillSuggestion(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    title: str
+    goal: str
+    level: str | None
+    dose: str | None
+    url: str | None
+
+
+class Answer(BaseModel):
+    question: str
+    answered: bool
+    status: Literal["answered", "declined", "invalid"]
+    lead: str
+    citations: list[Citation] = Field(default_factory=list)
+    more: list[Citation] = Field(default_factory=list, description="the next passages, for 'More sources'")
+    videos: list[VideoLink] = Field(default_factory=list)
+    drill: DrillSuggestion | None = None
+    safety_note: str | None = None
+    top_score: float | None = None
+    confidence: float | None = None
+    elapsed_ms: float = 0.0
+
+
+@dataclass(frozen=True)
+class DeclinePolicy:
+    """Decides whether the library answers a question, from the evidence of the best hits.
+
+    The evidence is a logistic score over the plain query's cosine similarity to the best
+    passages and how much of the question's wording the library knows. The coefficients
+    were fitted on the tuning part of tests/data/questions.jsonl (see bench/answers.py).
+    """
+
+    bias: float = -9.0
+    w_top_cosine: float = 14.0
+    w_mean_cosine: float = 4.0
+    w_coverage: float = 2.0
+    threshold: float = 0.5
+
+    def confidence(self, hits: Sequence[Hit], coverage: float) -> float:
+        if not hits:
+            return 0.0
+        cosines = [h.dense_score for h in hits[:3]]
+        z = (self.bias + self.w_top_cosine * max(cosines) + self.w_mean_cosine * float(np.mean(cosines))
+             + self.w_coverage * coverage)
+        return float(1.0 / (1.0 + np.exp(-z)))
+
+    def answers(self, confidence: float) -> bool:
+        return confidence >= self.threshold
+
+
+def clean_question(text: str) -> str:
+    """The question as words: mention syntax and markdown removed, whitespace folded."""
+    text = unicodedata.normalize("NFKC", text)
+    text = _MENTION.sub(" ", text)
+    text = _MARKDOWN.sub(" ", text)
+    return " ".join(text.split())
+
+
+def has_words(text: str) -> bool:
+    return sum(ch.isalpha() for ch in text) >= 2
+
+
+def mentions_pain(text: str) -> bool:
+    return bool(_PAIN.search(text))
+
+
+def about_training(text: str) -> bool:
+    return bool(_TRAINING.search(text))
+
+
+def _source_name(doc: Document | None) -> str:
+    if doc and doc.sources:
+        first = doc.sources[0]
+        return first.author or first.publisher
+    return "Hinge Coach library"
+
+
+def _sentences(text: str) -> list[tuple[int, int]]:
+    spans = []
+    for match in _SENTENCE.finditer(text):
+        raw = match.group(0)
+        lead = len(raw) - len(raw.lstrip())
+        if raw.strip():
+            spans.append((match.start() + lead, match.start() + len(raw.rstrip())))
+    return spans
+
+
+def select_excerpt(chunk: Chunk, query_terms: set[str], tokenize: Tokenizer,
+                   max_words: int = EXCERPT_WORDS) -> str:
+    """The run of consecutive sentences that best answers the question, quoted exactly.
+
+    Sentences are scored by the question's terms they contain; the best window that fits
+    `max_words` wins, and an ellipsis marks any text cut before or after it.
+    """
+    text = chunk.text
+    spans = _sentences(text)
+    if not spans:
+        return text
+    words = [len(text[s:e].split()) for s, e in spans]
+    hits = [len(query_terms & set(tokenize(text[s:e]))) for s, e in spans]
+    best: tuple[float, int, int] = (-1.0, 0, 0)
+    for i in range(len(spans)):
+        total, score = 0, 0.0
+        for j in range(i, len(spans)):
+            total += words[j]
+            if total > max_words and j > i:
+                break
+            score += hits[j]
+            # Prefer windows that start early when scores tie: the opening sets the context.
+            candidate = (score - 0.01 * i, i, j)
+            if candidate[0] > best[0]:
+                best = candidate
+    _, i, j = best
+    start, end = spans[i][0], spans[j][1]
+    excerpt = text[start:end]
+    if len(excerpt.split()) > max_words:
+        cut = excerpt.split()[:max_words]
+        excerpt = excerpt[: excerpt.index(cut[-1], len(" ".join(cut[:-1]))) + len(cut[-1])]
+        end = start + len(excerpt)
+    prefix = ELLIPSIS + " " if start > 0 else ""
+    suffix = " " + ELLIPSIS if end < len(text.rstrip()) else ""
+    return f"{prefix}{excerpt}{suffix}"
+
+
+class AnswerComposer:
+    def __init__(self, policy: DeclinePolicy | None = None, max_chars: int = MAX_QUESTION_CHARS) -> None:
+        self.policy = policy or DeclinePolicy()
+        self.max_chars = max_chars
+        self._tokenize = Tokenizer()
+
+    def ask(self, index: SearchIndex, question: str) -> Answer:
+        started = time.perf_counter()
+        answer = self._compose(index, question)
+        return answer.model_copy(update={"elapsed_ms": round((time.perf_counter() - started) * 1000, 2)})
+
+    def _invalid(self, question: str, lead: str) -> Answer:
+        return Answer(question=question, answered=False, status="invalid", lead=lead)
+
+    def _compose(self, index: SearchIndex, question: str) -> Answer:
+        if not question or not question.strip():
+            return self._invalid(question, "Ask me a question in words, for example: "
+                                 "\"why does my lower back get tired after two motos?\"")
+        if len(question) > self.max_chars:
+            return self._invalid(question, f"That question is {len(question)} characters long; please keep it "
+                                 f"under {self.max_chars} and ask one thing at a time.")
+        clean = clean_question(question)
+        if not has_words(clean):
+            return self._invalid(question, "I couldn't find a question in that. Ask me in words, for "
+                                 "example: \"how do I hold the attack position?\"")
+        hits = index.search(clean, k=12)
+        terms = set(self._tokenize(clean))
+        coverage = self._coverage(index, terms)
+        confidence = self.policy.confidence(hits, coverage)
+        safety = SAFETY_NOTE if mentions_pain(clean) else None
+        top = hits[0].dense_score if hits else None
+        if not self.policy.answers(confidence):
+            return Answer(question=question, answered=False, status="declined", lead=DECLINE_LEAD,
+                          safety_note=safety, top_score=top, confidence=round(confidence, 4))
+        chosen = self._distinct_documents(hits)
+        citations = [self._cite(index, n, hit, terms) for n, hit in enumerate(chosen[:MAX_CITATIONS], 1)]
+        more = [self._cite(index, n, hit, terms)
+                for n, hit in enumerate(chosen[MAX_CITATIONS:MAX_CITATIONS + MAX_MORE], MAX_CITATIONS + 1)]
+        docs = [index.documents.get(c.document_id) for c in citations]
+        lead_doc = docs[0]
+        lead = lead_doc.summary if lead_doc and lead_doc.summary else citations[0].excerpt
+        return Answer(
+            question=question, answered=True, status="answered", lead=lead, citations=citations, more=more,
+            videos=self._videos(docs), drill=self._drill(index, clean, hits, docs) if about_training(clean) else None,
+            safety_note=safety, top_score=top, confidence=round(confidence, 4),
+        )
+
+    def _coverage(self, index: SearchIndex, terms: set[str]) -> float:
+        """Share of the question's content words that occur anywhere in the library."""
+        if not terms:
+            return 0.0
+        vocab = index.lexical.vocabulary
+        return sum(t in vocab for t in terms) / len(terms)
+
+    @staticmethod
+    def _distinct_documents(hits: Sequence[Hit]) -> list[Hit]:
+        chosen: list[Hit] = []
+        seen: set[str] = set()
+        for hit in hits:
+            if hit.chunk.doc_id not in seen:
+                seen.add(hit.chunk.doc_id)
+                chosen.append(hit)
+        return chosen
+
+    def _cite(self, index: SearchIndex, n: int, hit: Hit, terms: set[str]) -> Citation:
+        doc = index.documents.get(hit.chunk.doc_id)
+        return Citation(
+            n=n, title=hit.chunk.title, source=_source_name(doc), url=hit.chunk.url,
+            excerpt=select_excerpt(hit.chunk, terms, self._tokenize), document_id=hit.chunk.doc_id,
+            heading=" > ".join(hit.chunk.heading_path) or None, score=round(hit.score, 4),
+        )
+
+    @staticmethod
+    def _videos(docs: Sequence[Document | None]) -> list[VideoLink]:
+        videos: list[VideoLink] = []
+        seen: set[str] = set()
+        for doc in docs:
+            for video in doc.videos if doc else []:
+                if video.url not in seen:
+                    seen.add(video.url)
+                    videos.append(VideoLink(title=video.title, url=video.url))
+        return videos[:MAX_VIDEOS]
+
+    @staticmethod
+    def _drill(index: SearchIndex, question: str, hits: Sequence[Hit],
+               docs: Sequence[Document | None]) -> DrillSuggestion | None:
+        """A drill among the hits first, then one the cited documents recommend, then a drill search."""
+        candidates = [h.chunk.doc_id for h in hits if h.chunk.kind == Kind.DRILL.value]
+        candidates += [ref for doc in docs if doc for ref in doc.drills]
+        drill = next((index.documents[c] for c in candidates if c in index.documents), None)
+        if drill is None:
+            drill = best_drill(index, question)
+        if drill is None:
+            return None
+        return drill_suggestion(drill)
+
+
+def drill_suggestion(drill: Document) -> DrillSuggestion:
+    return DrillSuggestion(id=drill.id, title=drill.title, goal=drill.summary, level=drill.level, dose=drill.dose,
+                           url=drill.videos[0].url if drill.videos else drill.url)
+
+
+def best_drill(index: SearchIndex, text: str, level: str | None = None) -> Document | None:
+    """The drill whose passages best match `text` (and `level`, when given)."""
+    drills = [d for d in index.documents.values() if d.kind == Kind.DRILL and (level is None or d.level == level)]
+    if not drills:
+        return None
+    if text.strip():
+        allowed = {d.id for d in drills}
+        for hit in index.search(text, k=40):
+            if hit.chunk.doc_id in allowed:
+                return index.documents[hit.chunk.doc_id]
+    return sorted(drills, key=lambda d: d.id)[0]

@@ -1,0 +1,63 @@
+"""The engine the CLI and the bot share: one library, one data dir, one model, one index in use."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from index.documents import Document, Kind, load_library
+from index.embedding import Embedder, ProgressFn
+from index.errors import IndexLoadError
+from index.fusion import FusionSettings
+from index.search import Hit, IndexOwner, SearchIndex
+from index.store import BuildReport, IndexStore
+
+
+class Engine:
+    def __init__(self, data_dir: Path, knowledge_dir: Path, embedder: Embedder,
+                 fusion: FusionSettings | None = None, dense_kind: str = "flat") -> None:
+        self.knowledge_dir = knowledge_dir
+        self.store = IndexStore(data_dir)
+        self.embedder = embedder
+        self.fusion = fusion
+        self.dense_kind = dense_kind
+        self.owner = IndexOwner()
+
+    @property
+    def index(self) -> SearchIndex:
+        return self.owner.current
+
+    def load(self, build_if_missing: bool = True, progress: ProgressFn | None = None) -> SearchIndex:
+        """Load the current index; build it first when there is none (or it is unusable)."""
+        try:
+            index = self.store.load(self.embedder, self.fusion)
+        except IndexLoadError:
+            if not build_if_missing:
+                raise
+            self.build(progress=progress, built_by="start-up")
+            index = self.store.load(self.embedder, self.fusion)
+        self.owner.swap(index)
+        return index
+
+    def build(self, progress: ProgressFn | None = None, built_by: str | None = None) -> BuildReport:
+        """Build from the knowledge folder; raises `LibraryError` listing every bad file."""
+        library = load_library(self.knowledge_dir)
+        library.raise_for_errors()
+        return self.store.build(library.documents, self.embedder, self.fusion, self.dense_kind,
+                                progress=progress, built_by=built_by)
+
+    def reindex(self, progress: ProgressFn | None = None, built_by: str | None = None) -> BuildReport:
+        """Rebuild and swap the new index in; on any failure the old index keeps serving."""
+        report = self.build(progress=progress, built_by=built_by)
+        self.owner.swap(self.store.load(self.embedder, self.fusion))
+        return report
+
+    @property
+    def reindexing(self) -> bool:
+        return self.store.building
+
+    def search(self, text: str, k: int = 5) -> list[Hit]:
+        return self.index.search(text, k)
+
+    def documents(self, kind: Kind | None = None) -> list[Document]:
+        docs = self.index.documents.values()
+        return [d for d in docs if kind is None or d.kind == kind]
