@@ -202,7 +202,8 @@ def parse_markdown(path: Path, text: str) -> Document:
         first = exc.errors()[0]
         reasons = "; ".join(f"{_field_path(e['loc'])}: {e['msg']}" for e in exc.errors()[1:])
         reason = first["msg"] + (f" (also {reasons})" if reasons else "")
-        raise KnowledgeFileError(path, _field_path(first["loc"]), reason) from exc
+        field = "kind" if first["type"].startswith("union_tag") else _field_path(first["loc"])
+        raise KnowledgeFileError(path, field, reason) from exc
     body = match.group(2).strip("\n")
     if not body.strip():
         raise KnowledgeFileError(path, "body", "the document has no text after its front matter")

@@ -55,3 +55,4 @@ def combine(dense: Floats, dense_reference: Floats, lexical: Floats, lexical_ref
 
 def ranks(ids: Ids) -> dict[int, int]:
     return {int(i): n + 1 for n, i in enumerate(ids)}
+

@@ -59,12 +59,18 @@ class LexicalIndex:
     def size(self) -> int:
         return int(self._model.scores["num_docs"])
 
-    def scores(self, text: str) -> Scores:
+    def tokenize(self, text: str) -> list[str]:
         tokenize: Tokenizer | None = getattr(self._local, "tokenize", None)
         if tokenize is None:
             # PyStemmer objects must not be shared between threads: one tokenizer per thread.
             tokenize = self._local.tokenize = Tokenizer()
-        ids = [self._vocab[t] for t in tokenize(text) if t in self._vocab]
+        return tokenize(text)
+
+    def scores(self, text: str) -> Scores:
+        return self.scores_for_terms(self.tokenize(text))
+
+    def scores_for_terms(self, terms: list[str]) -> Scores:
+        ids = [self._vocab[t] for t in terms if t in self._vocab]
         if not ids:
             return np.zeros(self.size, dtype=np.float32)
         return np.asarray(self._model.get_scores_from_ids(ids), dtype=np.float32)
