@@ -32,9 +32,10 @@ def _settings(args: argparse.Namespace) -> Settings:
 def make_engine(settings: Settings) -> Engine:
     from index.embedding import SentenceEmbedder
     from index.engine import Engine
+    from index.fusion import FusionSettings
 
     return Engine(settings.data_dir, settings.knowledge_dir, SentenceEmbedder(settings.embed_model),
-                  dense_kind=settings.dense_index)
+                  fusion=FusionSettings(dense_weight=settings.dense_weight, feedback_docs=settings.feedback_docs), dense_kind=settings.dense_index)
 
 
 class ProgressBar:

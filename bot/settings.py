@@ -29,6 +29,10 @@ class Settings(BaseSettings):
                              description="'bundled' or a local sentence-transformers model folder")
     dense_index: str = Field(default="flat", pattern="^(flat|hnsw)$",
                              description="flat (exact) or hnsw (approximate, for very large libraries)")
+    dense_weight: float = Field(default=0.7, ge=0, le=1, description="share of the dense score in the hybrid "
+                                "ranking; 0.7 was best on the tuning part of the rider question set")
+    feedback_docs: int = Field(default=0, ge=0, description="passages fed back into the query (pseudo-"
+                               "relevance feedback); it helps the benchmarks but not rider questions")
     guild_ids: list[int] = Field(default_factory=list, description="servers to sync slash commands to at once")
     admin_role: str | None = Field(default=None, description="role name that may run the admin commands")
     ask_cooldown_seconds: float = Field(default=5.0, ge=0, description="per-user pause between /ask")

@@ -10,7 +10,7 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from index.documents import Document
 
@@ -36,11 +36,14 @@ class Chunk(BaseModel):
     start: int
     end: int
     url: str | None = None
+    question: str | None = Field(default=None, description="the rider question a forum answer answers")
 
     def embedding_text(self) -> str:
-        """What the model sees: the heading path gives a short passage its context."""
-        context = [self.title, *self.heading_path] if not self.text.startswith(self.title) else []
-        return f"{' > '.join(context)}\n{self.text}" if context else self.text
+        """What the model sees: title, question and heading path give a short passage its context."""
+        if self.text.startswith(self.title):
+            return self.text
+        title = f"{self.title} ({self.question})" if self.question else self.title
+        return f"{' > '.join([title, *self.heading_path])}\n{self.text}"
 
 
 @dataclass(frozen=True)
@@ -159,6 +162,7 @@ def chunk_document(doc: Document, min_words: int = MIN_WORDS, max_words: int = M
             start=span.start,
             end=span.end,
             url=doc.url,
+            question=doc.question,
         )
         for n, (heading_path, span) in enumerate(merged)
     ]

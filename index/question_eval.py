@@ -55,9 +55,9 @@ def load_questions(path: Path) -> list[QuestionCase]:
     return cases
 
 
-def ranked_documents(index: SearchIndex, question: str, depth: int = 10) -> list[str]:
+def ranked_documents(index: SearchIndex, composer: AnswerComposer, question: str, depth: int = 10) -> list[str]:
     docs: dict[str, None] = {}
-    for hit in index.search(clean_question(question), k=depth * 3):
+    for hit in index.search(composer.shorthand.expand(clean_question(question)), k=depth * 3):
         docs.setdefault(hit.chunk.doc_id, None)
     return list(docs)[:depth]
 
@@ -85,7 +85,7 @@ def evaluate_questions(index: SearchIndex, composer: AnswerComposer, cases: Sequ
     rows = []
     for case in cases:
         answer = composer.ask(index, case.question)
-        ranked = ranked_documents(index, case.question) if case.on_topic else []
+        ranked = ranked_documents(index, composer, case.question) if case.on_topic else []
         rows.append((case, answer, ranked))
     latencies = np.array([a.elapsed_ms for _, a, _ in rows] or [0.0])
     parts = [_part("tune", [r for r in rows if r[0].split == "tune"]),

@@ -1,0 +1,102 @@
+"""Answer benchmark: the rider question set (tune and holdout parts), warm latency, and the
+decline policy's fit.
+
+    python bench/answers.py [--questions tests/data/questions.jsonl] [--fit]
+
+`--fit` refits the decline policy's logistic coefficients on the tune part only and prints
+them (paste them into `DeclinePolicy`); the holdout part is reported, never fitted on.
+It also compares search settings (with and without the dense feedback round) on hit@3.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bot.cli import make_engine  # noqa: E402
+from bot.settings import Settings  # noqa: E402
+from index.answers import AnswerComposer, clean_question, has_words  # noqa: E402
+from index.question_eval import evaluate_questions, load_questions  # noqa: E402
+
+PROJECT = Path(__file__).resolve().parent.parent
+
+
+def fit(engine, composer: AnswerComposer, cases) -> None:  # type: ignore[no-untyped-def]
+    from scipy.optimize import minimize
+
+    rows = []
+    for case in cases:
+        query = composer.shorthand.expand(clean_question(case.question))
+        if not has_words(query):
+            continue
+        vector = engine.index.embed_query(query)
+        hits = engine.index.search_with_vector(query, vector, 12)
+        evidence = composer.evidence(engine.index, vector, hits, set(composer._tokenize(query)))
+        rows.append((evidence.features(), int(case.on_topic), case.split))
+    x = np.array([r[0] for r in rows])
+    y = np.array([r[1] for r in rows])
+    tune = np.array([r[2] == "tune" for r in rows])
+    # A wrong decline costs a rider an answer: on-topic errors weigh twice as much.
+    weight = np.where(y[tune] == 1, 2.0, 1.0)
+
+    def loss(w: np.ndarray) -> float:
+        p = 1 / (1 + np.exp(-(w[0] + x[tune] @ w[1:])))
+        ll = y[tune] * np.log(p + 1e-9) + (1 - y[tune]) * np.log(1 - p + 1e-9)
+        return float(-(weight * ll).sum() / tune.sum() + 1e-4 * (w[1:] ** 2).sum())
+
+    w = minimize(loss, np.zeros(x.shape[1] + 1), method="L-BFGS-B").x
+    p = 1 / (1 + np.exp(-(w[0] + x @ w[1:])))
+    print(f"fitted on {tune.sum()} tune questions: bias {w[0]:.3f}, weights {np.round(w[1:], 3).tolist()}")
+    for threshold in (0.4, 0.5, 0.6):
+        on, off = (y == 1) & tune, (y == 0) & tune
+        print(f"  threshold {threshold}: tune off-topic declined {np.mean(p[off] < threshold):.3f}, "
+              f"on-topic wrongly declined {np.mean(p[on] < threshold):.3f}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--questions", type=Path, default=PROJECT / "tests" / "data" / "questions.jsonl")
+    parser.add_argument("--data-dir", type=Path, default=PROJECT / ".hinge")
+    parser.add_argument("--fit", action="store_true")
+    args = parser.parse_args()
+
+    settings = Settings(data_dir=args.data_dir, knowledge_dir=PROJECT / "knowledge")
+    engine = make_engine(settings)
+    started = time.perf_counter()
+    engine.load()
+    print(f"library loaded in {time.perf_counter() - started:.1f}s: {len(engine.index)} chunks")
+    composer = AnswerComposer()
+    cases = load_questions(args.questions)
+    composer.ask(engine.index, "warm up the model")
+    report = evaluate_questions(engine.index, composer, cases)
+    for part in report.parts:
+        print(f"{part.name:8} on-topic {part.on_topic:3}  hit@1 {part.hit_at_1:.3f}  hit@3 {part.hit_at_3:.3f}  "
+              f"MRR {part.mrr:.3f}  | off-topic {part.off_topic:3} declined {part.off_topic_declined:.3f}  "
+              f"| on-topic wrongly declined {part.on_topic_declined:.3f}")
+    print(f"warm answer latency over {len(cases)} questions: p50 {report.p50_ms:.1f} ms, p95 {report.p95_ms:.1f} ms")
+    for name in ("misses", "wrongly_answered", "wrongly_declined"):
+        for question in getattr(report, name):
+            print(f"  {name}: {question}")
+
+    base = engine.index.fusion
+    for label, fusion in (("shipped", base), ("with dense feedback (3 passages)",
+                                              base.model_copy(update={"feedback_docs": 3}))):
+        engine.index.fusion = fusion
+        part = evaluate_questions(engine.index, composer, [c for c in cases if c.on_topic]).parts[2]
+        print(f"search setting {label}: hit@3 {part.hit_at_3:.3f}, MRR {part.mrr:.3f}")
+    engine.index.fusion = base
+    if args.fit:
+        fit(engine, composer, cases)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
