@@ -21,10 +21,10 @@ import numpy as np
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bot.cli import make_engine  # noqa: E402
-from bot.settings import Settings  # noqa: E402
-from index.answers import AnswerComposer, clean_question, has_words  # noqa: E402
-from index.question_eval import evaluate_questions, load_questions  # noqa: E402
+from bot.cli import make_engine
+from bot.settings import Settings
+from index.answers import AnswerComposer, clean_question, has_words
+from index.question_eval import evaluate_questions, load_questions
 
 PROJECT = Path(__file__).resolve().parent.parent
 

@@ -22,11 +22,11 @@ import numpy as np
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from index.chunking import chunk_documents  # noqa: E402
-from index.embedding import EmbeddingCache, SentenceEmbedder, embed_with_cache  # noqa: E402
-from index.evaluation import evaluate, load_beir  # noqa: E402
-from index.fusion import FusionSettings  # noqa: E402
-from index.store import IndexStore  # noqa: E402
+from index.chunking import chunk_documents
+from index.embedding import EmbeddingCache, SentenceEmbedder, embed_with_cache
+from index.evaluation import evaluate, load_beir
+from index.fusion import FusionSettings
+from index.store import IndexStore
 
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "benchmarks"
 MODES = {

@@ -34,8 +34,9 @@ def make_engine(settings: Settings) -> Engine:
     from index.engine import Engine
     from index.fusion import FusionSettings
 
+    fusion = FusionSettings(dense_weight=settings.dense_weight, feedback_docs=settings.feedback_docs)
     return Engine(settings.data_dir, settings.knowledge_dir, SentenceEmbedder(settings.embed_model),
-                  fusion=FusionSettings(dense_weight=settings.dense_weight, feedback_docs=settings.feedback_docs), dense_kind=settings.dense_index)
+                  fusion=fusion, dense_kind=settings.dense_index)
 
 
 class ProgressBar:
@@ -139,11 +140,10 @@ def cmd_eval_beir(args: argparse.Namespace, settings: Settings) -> int:
 
 # -- answers ----------------------------------------------------------------------------------------
 def _questions(source: str) -> Iterator[str]:
-    handle = sys.stdin if source == "-" else Path(source).open(encoding="utf-8")
-    with handle:
-        for line in handle:
-            if line.strip():
-                yield line.rstrip("\n")
+    lines = sys.stdin if source == "-" else Path(source).read_text(encoding="utf-8").splitlines()
+    for line in lines:
+        if line.strip():
+            yield line.rstrip("\n")
 
 
 def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:

@@ -223,15 +223,19 @@ def select_excerpt(chunk: Chunk, query_terms: set[str], tokenize: Tokenizer,
         return text
     words = [len(text[s:e].split()) for s, e in spans]
     hits = [len(query_terms & set(tokenize(text[s:e]))) for s, e in spans]
-    best: tuple[float, int, int] = (-1.0, 0, 0)
+    best: tuple[float, int, int] = (float("-inf"), 0, 0)
     for i in range(len(spans)):
         total, score = 0, 0.0
         for j in range(i, len(spans)):
             total += words[j]
             if total > max_words and j > i:
                 break
-            score += hits[j]
-            # Prefer windows that start early when scores tie: the opening sets the context.
+            # A sentence without the question's terms costs a little (unless nothing matches at
+            # all, when the opening of the passage is the best summary); ties go to the earlier
+            # window, since the opening sets the context.
+            score += hits[j] if hits[j] or not any(hits) else -0.1
+            if not any(hits):
+                score += 0.001 * words[j]
             candidate = (score - 0.01 * i, i, j)
             if candidate[0] > best[0]:
                 best = candidate

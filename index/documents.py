@@ -279,9 +279,9 @@ class LoadedLibrary:
 
 def iter_library_files(root: Path) -> Iterator[Path]:
     for path in sorted(root.rglob("*")):
-        if path.is_file() and path.suffix.lower() in SUPPORTED_SUFFIXES and path.name != "README.md":
-            if not any(part.startswith(".") for part in path.relative_to(root).parts):
-                yield path
+        hidden = any(part.startswith(".") for part in path.relative_to(root).parts)
+        if path.is_file() and path.suffix.lower() in SUPPORTED_SUFFIXES and path.name != "README.md" and not hidden:
+            yield path
 
 
 def load_library(root: Path) -> LoadedLibrary:

@@ -62,6 +62,10 @@ def ranked_documents(index: SearchIndex, composer: AnswerComposer, question: str
     return list(docs)[:depth]
 
 
+def _share(flags: Sequence[bool | float]) -> float:
+    return round(sum(flags) / len(flags), 4) if flags else 0.0
+
+
 def _part(name: str, rows: Sequence[tuple[QuestionCase, Answer, list[str]]]) -> PartReport:
     on = [(c, a, r) for c, a, r in rows if c.on_topic]
     off = [(c, a, r) for c, a, r in rows if not c.on_topic]
@@ -70,14 +74,13 @@ def _part(name: str, rows: Sequence[tuple[QuestionCase, Answer, list[str]]]) -> 
         return next((i + 1 for i, d in enumerate(ranked) if d in case.expected), None)
 
     ranks = [first_rank(c, r) for c, _, r in on]
-    share = (lambda xs: round(sum(xs) / len(xs), 4) if xs else 0.0)
     return PartReport(
         name=name, on_topic=len(on), off_topic=len(off),
-        hit_at_1=share([rk == 1 for rk in ranks]),
-        hit_at_3=share([rk is not None and rk <= 3 for rk in ranks]),
-        mrr=share([1.0 / rk if rk else 0.0 for rk in ranks]),
-        off_topic_declined=share([not a.answered for _, a, _ in off]),
-        on_topic_declined=share([not a.answered for _, a, _ in on]),
+        hit_at_1=_share([rk == 1 for rk in ranks]),
+        hit_at_3=_share([rk is not None and rk <= 3 for rk in ranks]),
+        mrr=_share([1.0 / rk if rk else 0.0 for rk in ranks]),
+        off_topic_declined=_share([not a.answered for _, a, _ in off]),
+        on_topic_declined=_share([not a.answered for _, a, _ in on]),
     )
 
 

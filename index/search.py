@@ -61,7 +61,7 @@ class SearchIndex:
         return len(self.chunks)
 
     def embed_query(self, text: str) -> Vectors:
-        return self.embedder.encode([text])[0]
+        return np.asarray(self.embedder.encode([text])[0], dtype=np.float32)
 
     def search(self, text: str, k: int = 5, fusion: FusionSettings | None = None) -> list[Hit]:
         settings = fusion or self.fusion

@@ -1,0 +1,159 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from index.answers import (
+    ELLIPSIS,
+    SAFETY_NOTE,
+    Answer,
+    AnswerComposer,
+    DeclinePolicy,
+    Shorthand,
+    clean_question,
+    select_excerpt,
+)
+from index.chunking import Chunk
+from index.engine import Engine
+from index.lexical import Tokenizer
+from index.rendering import render_json, render_text
+from tests.conftest import PROJECT
+from tests.helpers import SOURCE, HashingEmbedder, small_library
+
+ALWAYS = DeclinePolicy(bias=10.0, weights=(0.0, 0.0, 0.0, 0.0))
+
+
+@pytest.fixture
+def small_engine(tmp_path: Path) -> Engine:
+    engine = Engine(tmp_path / "data", small_library(tmp_path / "knowledge"), HashingEmbedder())
+    engine.load()
+    return engine
+
+
+def unquote(excerpt: str) -> str:
+    return excerpt.removeprefix(ELLIPSIS + " ").removesuffix(" " + ELLIPSIS)
+
+
+def test_excerpts_quote_the_best_sentences_exactly() -> None:
+    text = ("Warm up first. The hinge keeps the spine long while the hips travel back. "
+            "Knees bend a little. Eat well and sleep.")
+    chunk = Chunk(id="d#0", doc_id="d", kind="article", title="T", heading_path=(), text=text, start=0,
+                  end=len(text))
+    tokenize = Tokenizer()
+    excerpt = select_excerpt(chunk, set(tokenize("spine hips hinge")), tokenize, max_words=16)
+    assert excerpt.startswith(ELLIPSIS) and excerpt.endswith(ELLIPSIS)
+    assert "The hinge keeps the spine long while the hips travel back." in excerpt
+    assert unquote(excerpt) in text
+    whole = select_excerpt(chunk, set(), tokenize, max_words=200)  # nothing matches: the opening
+    assert whole == text
+
+
+def test_composition_numbers_citations_dedupes_videos_and_picks_a_drill(small_engine: Engine) -> None:
+    answer = AnswerComposer(policy=ALWAYS).ask(small_engine.index, "how do I hinge at the hips with a long spine?")
+    assert answer.answered and answer.status == "answered"
+    assert [c.n for c in answer.citations] == list(range(1, len(answer.citations) + 1))
+    assert len({c.document_id for c in answer.citations}) == len(answer.citations)
+    for citation in answer.citations:
+        body = small_engine.index.documents[citation.document_id].body
+        assert unquote(citation.excerpt) in body
+        assert citation.url == SOURCE["url"] and citation.source == "Luke Duncan"
+    # hinge-basics and attack-position share one video: it is listed once.
+    assert [v.url for v in answer.videos] == [SOURCE["url"]]
+    assert answer.drill is not None and answer.drill.id in ("dowel-drill", "kettlebell-swing")
+    assert answer.safety_note is None
+    assert answer.elapsed_ms > 0
+
+
+def test_the_drill_follows_the_cited_documents_and_only_for_training_questions(small_engine: Engine) -> None:
+    composer = AnswerComposer(policy=ALWAYS)
+    answer = composer.ask(small_engine.index, "why do riders who round the upper back get tired early")
+    assert answer.citations[0].document_id == "hinge-basics"
+    assert answer.drill is None  # not a technique or training question
+    trained = composer.ask(small_engine.index, "how do I fix riders rounding the upper back and getting tired")
+    assert trained.drill is not None and trained.drill.id == "dowel-drill"  # hinge-basics recommends it
+
+
+def test_pain_and_injury_questions_get_the_safety_note(small_engine: Engine) -> None:
+    composer = AnswerComposer(policy=ALWAYS)
+    for question in ("my lower back hurts after riding", "I injured my hamstring, can I hinge?",
+                     "numbness in my leg when standing"):
+        assert composer.ask(small_engine.index, question).safety_note == SAFETY_NOTE
+
+
+@pytest.mark.parametrize(
+    ("question", "status", "words"),
+    [
+        ("", "invalid", "in words"),
+        ("   \n\t ", "invalid", "in words"),
+        ("x" * 501, "invalid", "under 500"),
+        ("🏍️🔥💪", "invalid", "couldn't find a question"),
+        ("<@&123> @everyone", "invalid", "couldn't find a question"),
+        ("**`~~||>", "invalid", "couldn't find a question"),
+    ],
+)
+def test_bad_input_gets_a_clear_reply(small_engine: Engine, question: str, status: str, words: str) -> None:
+    answer = AnswerComposer().ask(small_engine.index, question)
+    assert answer.status == status and not answer.answered
+    assert words in answer.lead
+    assert "@everyone" not in answer.lead and "<@" not in answer.lead
+
+
+def test_mentions_and_markdown_are_stripped_before_searching() -> None:
+    assert clean_question("@everyone <@&123> how do **I** hinge? <#99>") == "how do I hinge?"
+    assert Shorthand({"rdl": "romanian deadlift"}).expand("RDL form?") == "RDL form? (romanian deadlift)"
+    assert Shorthand({"rdl": "romanian deadlift"}).expand("rdls") == "rdls"
+
+
+def test_the_json_rendering_has_the_answer_shape(small_engine: Engine) -> None:
+    answer = AnswerComposer(policy=ALWAYS).ask(small_engine.index, "attack position elbows")
+    data = json.loads(render_json(answer))
+    assert set(data) >= {"question", "answered", "lead", "citations", "videos", "drill", "safety_note",
+                         "elapsed_ms"}
+    assert set(data["citations"][0]) >= {"n", "title", "source", "url", "excerpt", "document_id", "score"}
+    assert Answer.model_validate(data) == answer
+    text = render_text(answer)
+    assert "[1]" in text and "Sources:" in text and SOURCE["url"] in text
+
+
+@pytest.mark.slow
+class TestRealLibrary:
+    def test_rider_questions_are_answered_with_exact_quotes(self, library_engine: Engine) -> None:
+        composer = AnswerComposer()
+        for question in ("my lower back is cooked after two motos", "how do i hold the attack position",
+                         "what drill grooves the hinge"):
+            answer = composer.ask(library_engine.index, question)
+            assert answer.answered, question
+            assert 1 <= len(answer.citations) <= 3
+            for citation in answer.citations:
+                assert citation.url and citation.url.startswith("http")
+                assert unquote(citation.excerpt) in library_engine.index.documents[citation.document_id].body
+
+    def test_off_topic_and_gibberish_are_declined(self, library_engine: Engine) -> None:
+        composer = AnswerComposer()
+        for question in ("what tire pressure for sand", "who won anaheim 1", "asdkjh qwe zxcv",
+                         "best pizza recipe?"):
+            answer = composer.ask(library_engine.index, question)
+            assert not answer.answered, question
+            assert "/drill" in answer.lead or "question" in answer.lead
+
+    def test_a_pain_question_is_answered_with_the_note(self, library_engine: Engine) -> None:
+        answer = AnswerComposer().ask(library_engine.index, "my back still aches after a crash last week")
+        assert answer.safety_note == SAFETY_NOTE
+
+    def test_hinge_ask_json_batch_loads_the_model_once(self, library_engine: Engine) -> None:
+        data_dir = library_engine.store.data_dir
+        questions = "how do i hold the attack position\n\nwho won anaheim 1\n"
+        result = subprocess.run([sys.executable, "-m", "bot.cli", "ask", "--json", "--file", "-",
+                                 "--data-dir", str(data_dir)], input=questions, capture_output=True, text=True,
+                                cwd=PROJECT, timeout=300)
+        assert result.returncode == 0, result.stderr
+        lines = [json.loads(line) for line in result.stdout.splitlines()]
+        assert [a["answered"] for a in lines] == [True, False]
+        single = subprocess.run([sys.executable, "-m", "bot.cli", "ask", "what drill grooves the hinge",
+                                 "--data-dir", str(data_dir)], capture_output=True, text=True, cwd=PROJECT,
+                                timeout=300)
+        assert single.returncode == 0 and "Sources:" in single.stdout
