@@ -30,13 +30,9 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def make_engine(settings: Settings) -> Engine:
-    from index.embedding import SentenceEmbedder
-    from index.engine import Engine
-    from index.fusion import FusionSettings
+    from bot.runner import make_engine as compose
 
-    fusion = FusionSettings(dense_weight=settings.dense_weight, feedback_docs=settings.feedback_docs)
-    return Engine(settings.data_dir, settings.knowledge_dir, SentenceEmbedder(settings.embed_model),
-                  fusion=fusion, dense_kind=settings.dense_index)
+    return compose(settings)
 
 
 class ProgressBar:
@@ -205,6 +201,28 @@ def cmd_eval_questions(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+# -- the bot -------------------------------------------------------------------------------------
+def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    import asyncio
+
+    from bot.logs import configure_logging
+    from bot.runner import run_bot
+
+    secret = settings.discord_token.get_secret_value() if settings.discord_token else ""
+    configure_logging(settings.log_level, settings.log_json, [secret])
+    asyncio.run(run_bot(settings))
+    return 0
+
+
+def cmd_start(args: argparse.Namespace, settings: Settings) -> int:
+    """`make run`: the bot when a token is configured, otherwise the terminal chat."""
+    if settings.discord_token is not None:
+        return cmd_run(args, settings)
+    print("No DISCORD_TOKEN set, so starting the terminal chat. To connect to Discord, put the bot token in "
+          ".env (see .env.example and the README) and run `make run` again.", file=sys.stderr)
+    return cmd_chat(args, settings)
+
+
 # -- parser --------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hinge", description="Hinge Coach: answers riders' hip-hinge "
@@ -243,6 +261,8 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--json", action="store_true", help="print the Answer as JSON")
     ask.add_argument("--file", help="answer one question per line of F (- for stdin), one result per line")
     add(commands, "chat", cmd_chat, "ask questions interactively in the terminal")
+    add(commands, "run", cmd_run, "run the Discord bot (needs DISCORD_TOKEN)")
+    add(commands, "start", cmd_start, "the Discord bot if DISCORD_TOKEN is set, otherwise the terminal chat")
     questions = add(eval_sub, "questions", cmd_eval_questions, "hit@k, MRR and declining on a question set")
     questions.add_argument("file")
     questions.add_argument("--json", action="store_true")

@@ -1,0 +1,80 @@
+"""The Discord client: loads the index in `setup_hook`, adds one cog per concern, syncs commands."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.settings import Settings
+from bot.storage import Storage
+from index.answers import Answer, AnswerComposer
+from index.engine import Engine
+
+log = logging.getLogger(__name__)
+
+COGS = ("bot.cogs.errors", "bot.cogs.ask", "bot.cogs.drills", "bot.cogs.library", "bot.cogs.admin",
+        "bot.cogs.mentions")
+
+
+class HingeBot(commands.Bot):
+    def __init__(self, settings: Settings, engine: Engine, storage: Storage,
+                 composer: AnswerComposer | None = None) -> None:
+        intents = discord.Intents.default()
+        intents.message_content = settings.answer_on_mention
+        super().__init__(
+            command_prefix=commands.when_mentioned,
+            intents=intents,
+            # No reply may ever ping: set once here, so every message the bot sends inherits it.
+            allowed_mentions=discord.AllowedMentions.none(),
+            help_command=None,
+        )
+        self.settings = settings
+        self.engine = engine
+        self.storage = storage
+        self.composer = composer or AnswerComposer(max_chars=settings.max_question_chars)
+        self.started_at = time.time()
+
+    async def setup_hook(self) -> None:
+        await self.storage.open()
+        if not self.engine.owner.loaded:
+            started = time.perf_counter()
+            # Loading (or a first build) is CPU work: off the event loop.
+            await asyncio.to_thread(self.engine.load)
+            log.info("index loaded: %d chunks in %.1fs", len(self.engine.index), time.perf_counter() - started)
+        for cog in COGS:
+            await self.load_extension(cog)
+        await self.sync_commands()
+
+    async def sync_commands(self) -> list[app_commands.AppCommand]:
+        if self.settings.guild_ids:
+            synced: list[app_commands.AppCommand] = []
+            for guild_id in self.settings.guild_ids:
+                guild = discord.Object(id=guild_id)
+                self.tree.copy_global_to(guild=guild)
+                synced += await self.tree.sync(guild=guild)
+            log.info("synced %d commands to %d server(s)", len(synced), len(self.settings.guild_ids))
+            return synced
+        synced = await self.tree.sync()
+        log.info("synced %d global commands (they can take a while to appear)", len(synced))
+        return synced
+
+    async def answer(self, question: str) -> Answer:
+        """Compose an answer off the event loop, on the index in use when the question came in."""
+        index = self.engine.index
+        return await asyncio.to_thread(self.composer.ask, index, question)
+
+    async def log_answer(self, answer: Answer, guild_id: int | None, channel_id: int | None,
+                         user_id: int | None) -> int:
+        log.info("question answered=%s status=%s top=%.3f latency=%.1fms", answer.answered, answer.status,
+                 answer.top_score or 0.0, answer.elapsed_ms)
+        return await self.storage.log_question(answer.question, answer.answered, answer.status, answer.top_score,
+                                               answer.confidence, answer.elapsed_ms, guild_id, channel_id, user_id)
+
+    async def close(self) -> None:
+        await super().close()
+        await self.storage.close()

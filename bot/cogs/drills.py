@@ -1,0 +1,85 @@
+"""/drill (with name autocomplete) and /video."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Literal
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.client import HingeBot
+from bot.embeds import drill_embed, videos_embed
+from index.answers import best_drill
+from index.documents import Document, Kind
+from index.search import SearchIndex
+
+MAX_VIDEOS = 5
+
+
+def find_drill(index: SearchIndex, name: str) -> Document | None:
+    wanted = name.strip().lower()
+    drills = [d for d in index.documents.values() if d.kind == Kind.DRILL]
+    return next((d for d in drills if wanted in (d.id, d.title.lower())), None)
+
+
+def fitting_videos(index: SearchIndex, topic: str) -> list[tuple[str, str, str]]:
+    """(title, source, url) of the videos whose documents best match `topic`, best first."""
+    if topic.strip():
+        doc_ids = list(dict.fromkeys(h.chunk.doc_id for h in index.search(topic, k=30)))
+    else:
+        doc_ids = sorted(d.id for d in index.documents.values() if d.kind == Kind.VIDEO)
+    videos: dict[str, tuple[str, str, str]] = {}
+    for doc_id in doc_ids:
+        doc = index.documents[doc_id]
+        source = doc.sources[0].publisher if doc.sources else doc.title
+        for video in doc.videos:
+            videos.setdefault(video.url, (video.title, source, video.url))
+    return list(videos.values())[:MAX_VIDEOS]
+
+
+class Drills(commands.Cog):
+    def __init__(self, bot: HingeBot) -> None:
+        self.bot = bot
+
+    @app_commands.command(name="drill", description="A drill by name, or the one that best fits a focus and level")
+    @app_commands.describe(name="The drill (start typing to pick one)", focus="What to work on, e.g. hinge, core, "
+                           "hamstrings, attack position", level="Your level")
+    async def drill(self, interaction: discord.Interaction, name: str | None = None, focus: str | None = None,
+                    level: Literal["beginner", "intermediate", "advanced"] | None = None) -> None:
+        index = self.bot.engine.index
+        if name:
+            found = find_drill(index, name)
+            if found is None:
+                await interaction.response.send_message(
+                    f"I have no drill called {discord.utils.escape_markdown(name)[:100]!r}; start typing in the "
+                    "name option to pick one.", ephemeral=True)
+                return
+            await interaction.response.send_message(embed=drill_embed(found))
+            return
+        await interaction.response.defer(thinking=True)
+        chosen = await asyncio.to_thread(best_drill, index, focus or "", level)
+        if chosen is None:
+            await interaction.followup.send("The library has no drill at that level yet.", ephemeral=True)
+            return
+        await interaction.followup.send(embed=drill_embed(chosen))
+
+    @drill.autocomplete("name")
+    async def drill_names(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
+        typed = current.strip().lower()
+        drills = sorted((d for d in self.bot.engine.index.documents.values() if d.kind == Kind.DRILL),
+                        key=lambda d: d.title)
+        matches = [d for d in drills if typed in d.title.lower() or typed in d.id]
+        return [app_commands.Choice(name=d.title[:100], value=d.id) for d in matches[:25]]
+
+    @app_commands.command(name="video", description="Videos that fit a topic")
+    @app_commands.describe(topic="e.g. hip hinge, kettlebell swing, attack position (empty: every video)")
+    async def video(self, interaction: discord.Interaction, topic: str | None = None) -> None:
+        await interaction.response.defer(thinking=True)
+        found = await asyncio.to_thread(fitting_videos, self.bot.engine.index, (topic or "")[:200])
+        await interaction.followup.send(embed=videos_embed((topic or "")[:100], found))
+
+
+async def setup(bot: HingeBot) -> None:
+    await bot.add_cog(Drills(bot))

@@ -1,0 +1,45 @@
+"""Composition root for the Discord bot: settings -> engine -> storage -> bot, with clean shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+from bot.settings import Settings
+from bot.storage import Storage
+from index.embedding import SentenceEmbedder
+from index.engine import Engine
+from index.fusion import FusionSettings
+
+log = logging.getLogger(__name__)
+
+
+def make_engine(settings: Settings) -> Engine:
+    fusion = FusionSettings(dense_weight=settings.dense_weight, feedback_docs=settings.feedback_docs)
+    return Engine(settings.data_dir, settings.knowledge_dir, SentenceEmbedder(settings.embed_model),
+                  fusion=fusion, dense_kind=settings.dense_index)
+
+
+async def run_bot(settings: Settings) -> None:
+    from bot.client import HingeBot
+
+    if settings.discord_token is None:
+        raise SystemExit("DISCORD_TOKEN is not set: see the README for the Discord developer portal steps")
+    bot = HingeBot(settings, make_engine(settings), Storage(settings.database_path))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    async with bot:
+        runner = asyncio.create_task(bot.start(settings.discord_token.get_secret_value()))
+        stopper = asyncio.create_task(stop.wait())
+        done, _ = await asyncio.wait({runner, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        if runner in done:
+            stopper.cancel()
+            runner.result()  # a failed login or a fatal gateway error surfaces here
+            return
+        log.info("shutting down")
+        await bot.close()
+        await runner
+    log.info("stopped cleanly")
