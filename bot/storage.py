@@ -97,8 +97,11 @@ class Storage:
     async def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._db = await aiosqlite.connect(self.path)
-        await self._db.execute("PRAGMA journal_mode=WAL")
-        await self._db.execute("PRAGMA foreign_keys=ON")
+        for pragma in ("PRAGMA journal_mode=WAL", "PRAGMA foreign_keys=ON"):
+            # Closing the cursor matters: an unread PRAGMA row keeps a statement open, which
+            # blocks the migration's COMMIT.
+            async with self._db.execute(pragma):
+                pass
         await self.migrate()
 
     async def close(self) -> None:
