@@ -223,6 +223,29 @@ def cmd_start(args: argparse.Namespace, settings: Settings) -> int:
     return cmd_chat(args, settings)
 
 
+INVITE_PERMISSIONS = ("view_channel", "send_messages", "send_messages_in_threads", "embed_links",
+                      "read_message_history")
+
+
+def invite_url(application_id: int) -> str:
+    """The OAuth2 link that adds the bot with exactly the permissions it uses."""
+    from discord import Permissions
+    from discord.utils import oauth_url
+
+    permissions = Permissions(**dict.fromkeys(INVITE_PERMISSIONS, True))
+    return oauth_url(application_id, permissions=permissions, scopes=("bot", "applications.commands"))
+
+
+def cmd_invite_url(args: argparse.Namespace, settings: Settings) -> int:
+    application_id = args.application_id or settings.application_id
+    if not application_id:
+        print("error: give the application id (--application-id or HINGE_APPLICATION_ID); it is on the "
+              "General Information page of your application in the Discord developer portal", file=sys.stderr)
+        return 2
+    print(invite_url(application_id))
+    return 0
+
+
 # -- parser --------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hinge", description="Hinge Coach: answers riders' hip-hinge "
@@ -262,6 +285,8 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--file", help="answer one question per line of F (- for stdin), one result per line")
     add(commands, "chat", cmd_chat, "ask questions interactively in the terminal")
     add(commands, "run", cmd_run, "run the Discord bot (needs DISCORD_TOKEN)")
+    invite = add(commands, "invite-url", cmd_invite_url, "print the link that adds the bot to a server")
+    invite.add_argument("--application-id", type=int, help="the application (client) id")
     add(commands, "start", cmd_start, "the Discord bot if DISCORD_TOKEN is set, otherwise the terminal chat")
     questions = add(eval_sub, "questions", cmd_eval_questions, "hit@k, MRR and declining on a question set")
     questions.add_argument("file")

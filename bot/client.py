@@ -10,8 +10,10 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.metrics import Metrics
 from bot.settings import Settings
 from bot.storage import Storage
+from bot.web import HealthServer
 from index.answers import Answer, AnswerComposer
 from index.engine import Engine
 
@@ -38,6 +40,8 @@ class HingeBot(commands.Bot):
         self.storage = storage
         self.composer = composer or AnswerComposer(max_chars=settings.max_question_chars)
         self.started_at = time.time()
+        self.metrics = Metrics()
+        self.web: HealthServer | None = None
 
     async def setup_hook(self) -> None:
         await self.storage.open()
@@ -48,6 +52,9 @@ class HingeBot(commands.Bot):
             log.info("index loaded: %d chunks in %.1fs", len(self.engine.index), time.perf_counter() - started)
         for cog in COGS:
             await self.load_extension(cog)
+        if self.settings.http_enabled:
+            self.web = HealthServer(self, self.settings.http_host, self.settings.http_port)
+            await self.web.start()
         await self.sync_commands()
 
     async def sync_commands(self) -> list[app_commands.AppCommand]:
@@ -72,9 +79,12 @@ class HingeBot(commands.Bot):
                          user_id: int | None) -> int:
         log.info("question answered=%s status=%s top=%.3f latency=%.1fms", answer.answered, answer.status,
                  answer.top_score or 0.0, answer.elapsed_ms)
+        self.metrics.answered(answer.status, answer.elapsed_ms)
         return await self.storage.log_question(answer.question, answer.answered, answer.status, answer.top_score,
                                                answer.confidence, answer.elapsed_ms, guild_id, channel_id, user_id)
 
     async def close(self) -> None:
         await super().close()
+        if self.web is not None:
+            await self.web.stop()
         await self.storage.close()

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from typing import Annotated, Any
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from index.embedding import BUNDLED_MODEL
 
@@ -33,7 +35,7 @@ class Settings(BaseSettings):
                                 "ranking; 0.7 was best on the tuning part of the rider question set")
     feedback_docs: int = Field(default=0, ge=0, description="passages fed back into the query (pseudo-"
                                "relevance feedback); it helps the benchmarks but not rider questions")
-    guild_ids: list[int] = Field(default_factory=list, description="servers to sync slash commands to at once")
+    guild_ids: Annotated[list[int], NoDecode] = Field(default_factory=list, description="servers to sync slash commands to at once")
     admin_role: str | None = Field(default=None, description="role name that may run the admin commands")
     ask_cooldown_seconds: float = Field(default=5.0, ge=0, description="per-user pause between /ask")
     ask_cooldown_rate: int = Field(default=3, ge=1, description="questions allowed per cooldown window")
@@ -41,10 +43,20 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(default=200_000, ge=1, description="largest file /add-source accepts")
     answer_on_mention: bool = Field(default=False, description="answer messages that mention the bot "
                                     "(needs the message content intent)")
+    http_enabled: bool = Field(default=True, description="serve /healthz and /metrics")
     http_host: str = Field(default="127.0.0.1", description="host of the /healthz and /metrics endpoint")
-    http_port: int = Field(default=8080, ge=0, le=65535, description="port of that endpoint; 0 turns it off")
+    http_port: int = Field(default=8080, ge=0, le=65535, description="port of that endpoint (0: the OS picks)")
+    application_id: int | None = Field(default=None, description="the application (client) id, for invite-url")
     log_json: bool = Field(default=False, description="JSON log lines instead of human-readable ones")
     log_level: str = Field(default="INFO")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _blank_means_unset(cls, values: Any) -> Any:
+        # `KEY=` in a .env file means "not set", not an empty token or an invalid number.
+        if isinstance(values, dict):
+            return {k: v for k, v in values.items() if not (isinstance(v, str) and not v.strip())}
+        return values
 
     @field_validator("guild_ids", mode="before")
     @classmethod

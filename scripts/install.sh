@@ -9,7 +9,10 @@ python=${PYTHON:-python3}
 [ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
 pip=("$venv/bin/python" -m pip --disable-pip-version-check -q)
 # torch first and alone: pip then takes the CPU build that lies on disk instead of a CUDA one.
-"$venv/bin/python" -c "import torch" 2>/dev/null || "${pip[@]}" install "torch==2.13.0"
+# Elsewhere (the Docker image) TORCH_INDEX_URL names an index that serves the CPU build.
+torch_source=()
+[ -n "${TORCH_INDEX_URL:-}" ] && torch_source=(--index-url "$TORCH_INDEX_URL")
+"$venv/bin/python" -c "import torch" 2>/dev/null || "${pip[@]}" install "${torch_source[@]}" "torch==2.13.0"
 target="$here"
 [ -n "$extras" ] && target="$here[$extras]"
 "${pip[@]}" install -e "$target"

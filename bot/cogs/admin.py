@@ -103,12 +103,14 @@ class Admin(commands.Cog):
             return None
         except LibraryError as exc:
             await self.bot.storage.finish_reindex(record, ok=False, error=str(exc)[:2000])
+            self.bot.metrics.reindexed(ok=False)
             await interaction.edit_original_response(
                 content=f"The reindex failed: {len(exc.errors)} bad file(s). The previous index is still "
                         f"answering questions.\n{library_errors(exc)}")
             return None
         finally:
             ticker.cancel()
+        self.bot.metrics.reindexed(ok=True, seconds=report.seconds)
         await self.bot.storage.finish_reindex(record, ok=True, documents=report.documents, chunks=report.chunks,
                                               added=len(report.added), changed=len(report.changed),
                                               removed=len(report.removed), seconds=report.seconds)

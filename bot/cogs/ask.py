@@ -58,6 +58,8 @@ class AnswerButton(discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]],
             return
         helpful = self.action == "up"
         stored = await bot.storage.record_feedback(self.question_id, interaction.user.id, helpful)
+        if stored:
+            bot.metrics.voted(helpful)
         text = ("Thanks, glad it helped!" if helpful else "Thanks for telling us; the admins will see this "
                 "question in /unanswered.") if stored else "I no longer have that answer on record."
         await interaction.response.send_message(text, ephemeral=True)
