@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-
 from typing import Annotated, Any
 
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -35,7 +34,8 @@ class Settings(BaseSettings):
                                 "ranking; 0.7 was best on the tuning part of the rider question set")
     feedback_docs: int = Field(default=0, ge=0, description="passages fed back into the query (pseudo-"
                                "relevance feedback); it helps the benchmarks but not rider questions")
-    guild_ids: Annotated[list[int], NoDecode] = Field(default_factory=list, description="servers to sync slash commands to at once")
+    guild_ids: Annotated[list[int], NoDecode] = Field(default_factory=list,
+                                                      description="servers to sync slash commands to at once")
     admin_role: str | None = Field(default=None, description="role name that may run the admin commands")
     ask_cooldown_seconds: float = Field(default=5.0, ge=0, description="per-user pause between /ask")
     ask_cooldown_rate: int = Field(default=3, ge=1, description="questions allowed per cooldown window")
