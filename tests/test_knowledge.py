@@ -82,3 +82,9 @@ def test_forum_answers_carry_their_question(documents: list[Document]) -> None:
     for doc in documents:
         if doc.kind == Kind.FORUM:
             assert doc.question and len(doc.question) > 10
+
+
+def test_the_readme_topic_table_lists_every_document(documents: list[Document]) -> None:
+    table = (KNOWLEDGE / "README.md").read_text(encoding="utf-8").split("## Topics covered", 1)[1]
+    missing = [d.id for d in documents if not re.search(rf"(?<![\w-]){re.escape(d.id)}(?![\w-])", table)]
+    assert not missing, f"add these ids to the topic table in knowledge/README.md: {missing}"
