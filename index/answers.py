@@ -46,6 +46,12 @@ _TRAINING = re.compile(r"\b(how|drill\w*|exercis\w*|train\w*|technique|position\
                        r"form|sets?|reps?|strength\w*|stronger|workout\w*|gym|lift\w*|deadlift\w*|rdl\w*|swing\w*|"
                        r"plank\w*|bridge\w*|stretch\w*|mobility|warm\w*|practi[cs]e\w*|learn\w*|improv\w*|fix\w*|"
                        r"cue\w*|stand\w*|attack|core|glute\w*|hamstring\w*|whoops?|ruts?|starts?|jumps?)\b", re.I)
+# A rider who asks for a video or a drill wants that kind of document first.
+_KIND_HINTS = {
+    Kind.VIDEO.value: re.compile(r"\b(videos?|clips?|watch\w*|youtube|film\w*)\b", re.I),
+    Kind.DRILL.value: re.compile(r"\b(drills?|exercises?)\b", re.I),
+}
+KIND_BONUS = 1.0
 _SENTENCE = re.compile(r"[^.!?\n]+(?:[.!?]+[\"')\]]?|$)", re.M)
 
 
@@ -279,9 +285,9 @@ class AnswerComposer:
         if not has_words(clean):
             return self._invalid(question, "I couldn't find a question in that. Ask me in words, for "
                                  "example: \"how do I hold the attack position?\"")
-        query = self.shorthand.expand(clean)
+        query = self.query(question)
         vector = index.embed_query(query)
-        hits = index.search_with_vector(query, vector, k=12)
+        hits = self.rank(index, query, vector)
         terms = set(self._tokenize(query))
         evidence = self.evidence(index, vector, hits, terms)
         confidence = self.policy.confidence(evidence) if hits else 0.0
@@ -302,6 +308,19 @@ class AnswerComposer:
             videos=self._videos(docs), drill=self._drill(index, clean, hits, docs) if about_training(clean) else None,
             safety_note=safety, top_score=top, confidence=round(confidence, 4),
         )
+
+    def query(self, question: str) -> str:
+        """The question as the search sees it: cleaned, with rider shorthand spelled out."""
+        return self.shorthand.expand(clean_question(question))
+
+    @staticmethod
+    def rank(index: SearchIndex, query: str, vector: Vectors, k: int = 12) -> list[Hit]:
+        """The passages in the order the answer uses them."""
+        hits = index.search_with_vector(query, vector, k=k)
+        wanted = {kind for kind, hint in _KIND_HINTS.items() if hint.search(query)}
+        if not wanted:
+            return hits
+        return sorted(hits, key=lambda h: -(h.score + KIND_BONUS * (h.chunk.kind in wanted)))
 
     def evidence(self, index: SearchIndex, vector: Vectors, hits: Sequence[Hit], terms: set[str]) -> Evidence:
         cosines = [h.dense_score for h in hits[:3]] or [0.0]

@@ -37,12 +37,15 @@ class Chunk(BaseModel):
     end: int
     url: str | None = None
     question: str | None = Field(default=None, description="the rider question a forum answer answers")
+    summary: str | None = Field(default=None, description="the document's summary, context for the model")
 
     def embedding_text(self) -> str:
         """What the model sees: title, question and heading path give a short passage its context."""
         if self.text.startswith(self.title):
             return self.text
         title = f"{self.title} ({self.question})" if self.question else self.title
+        if self.summary:
+            title = f"{title}. {self.summary}"
         return f"{' > '.join([title, *self.heading_path])}\n{self.text}"
 
 
@@ -163,6 +166,7 @@ def chunk_document(doc: Document, min_words: int = MIN_WORDS, max_words: int = M
             end=span.end,
             url=doc.url,
             question=doc.question,
+            summary=doc.summary or None,
         )
         for n, (heading_path, span) in enumerate(merged)
     ]

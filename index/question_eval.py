@@ -10,7 +10,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, Field, ValidationError
 
-from index.answers import Answer, AnswerComposer, clean_question
+from index.answers import Answer, AnswerComposer
 from index.errors import HingeError
 from index.search import SearchIndex
 
@@ -56,8 +56,10 @@ def load_questions(path: Path) -> list[QuestionCase]:
 
 
 def ranked_documents(index: SearchIndex, composer: AnswerComposer, question: str, depth: int = 10) -> list[str]:
+    """Documents in the order the answer would cite them."""
+    query = composer.query(question)
     docs: dict[str, None] = {}
-    for hit in index.search(composer.shorthand.expand(clean_question(question)), k=depth * 3):
+    for hit in composer.rank(index, query, index.embed_query(query), k=depth * 3):
         docs.setdefault(hit.chunk.doc_id, None)
     return list(docs)[:depth]
 
