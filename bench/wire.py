@@ -110,11 +110,12 @@ def main() -> int:
                 alive = bot.alive()
                 log = bot.log()
 
-    header = ["phase", "sent", "rate/s", "ack p50", "ack p95", "ack p99", "done p50", "done p95", "done p99",
+    header = ["phase", "sent", "done/s", "ack p50", "ack p95", "ack p99", "done p50", "done p95", "done p99",
               "done mean", "errors", "acks>3s"]
     rows = [header, row(f"steady {args.seconds:.0f}s", steady, steady_wall), row("burst", burst_sent, burst_wall)]
     widths = [max(len(r[c]) for r in rows) for c in range(len(header))]
-    print("latencies in ms, measured at the fake Discord (dispatch -> callback / answer received)")
+    print("latencies in ms, measured at the fake Discord (dispatch -> callback / answer received); "
+          "done/s: answers per second of the phase's wall time")
     for r in rows:
         print("  ".join(cell.rjust(w) for cell, w in zip(r, widths, strict=True)))
     peak = f"{peak_kb / 1024:.0f} MiB" if peak_kb else "unknown"

@@ -13,6 +13,16 @@ from index.engine import Engine
 from index.fusion import FusionSettings
 
 log = logging.getLogger(__name__)
+DRAIN_SECONDS = 8.0  # within the usual 10 s grace between SIGTERM and SIGKILL
+
+
+async def drain_commands(seconds: float) -> None:
+    """Let the slash commands already running finish (bounded): without this a restart leaves every rider
+    whose question was in flight looking at "thinking…" with no answer."""
+    running = [t for t in asyncio.all_tasks() if t.get_name() == "CommandTree-invoker" and not t.done()]
+    if running:
+        log.info("waiting up to %.0fs for %d command(s) in flight", seconds, len(running))
+        await asyncio.wait(running, timeout=seconds)
 
 
 def make_engine(settings: Settings) -> Engine:
@@ -40,6 +50,7 @@ async def run_bot(settings: Settings) -> None:
             runner.result()  # a failed login or a fatal gateway error surfaces here
             return
         log.info("shutting down")
+        await drain_commands(DRAIN_SECONDS)
         await bot.close()
         await runner
     log.info("stopped cleanly")

@@ -1,0 +1,5 @@
+"""A fake Discord (REST + gateway) for over-the-wire tests of the real bot process."""
+
+from tests.fake_discord.server import FakeDiscord, Interaction, RestCall
+
+__all__ = ["FakeDiscord", "Interaction", "RestCall"]
