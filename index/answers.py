@@ -17,7 +17,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from index.chunking import Chunk
+from index.chunking import Chunk, sentence_spans
 from index.documents import Document, Kind
 from index.embedding import Embedder, Vectors
 from index.lexical import Tokenizer
@@ -52,7 +52,6 @@ _KIND_HINTS = {
     Kind.DRILL.value: re.compile(r"\b(drills?|exercises?)\b", re.I),
 }
 KIND_BONUS = 1.0
-_SENTENCE = re.compile(r"[^.!?\n]+(?:[.!?]+[\"')\]]?|$)", re.M)
 
 
 class Citation(BaseModel):
@@ -206,16 +205,6 @@ def _source_name(doc: Document | None) -> str:
     return "Hinge Coach library"
 
 
-def _sentences(text: str) -> list[tuple[int, int]]:
-    spans = []
-    for match in _SENTENCE.finditer(text):
-        raw = match.group(0)
-        lead = len(raw) - len(raw.lstrip())
-        if raw.strip():
-            spans.append((match.start() + lead, match.start() + len(raw.rstrip())))
-    return spans
-
-
 def select_excerpt(chunk: Chunk, query_terms: set[str], tokenize: Tokenizer,
                    max_words: int = EXCERPT_WORDS) -> str:
     """The run of consecutive sentences that best answers the question, quoted exactly.
@@ -224,7 +213,7 @@ def select_excerpt(chunk: Chunk, query_terms: set[str], tokenize: Tokenizer,
     `max_words` wins, and an ellipsis marks any text cut before or after it.
     """
     text = chunk.text
-    spans = _sentences(text)
+    spans = sentence_spans(text)
     if not spans:
         return text
     words = [len(text[s:e].split()) for s, e in spans]

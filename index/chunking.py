@@ -22,6 +22,8 @@ _PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n")
 # A sentence ends at . ! or ? (optionally closed by a quote or bracket) followed by space.
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]?\s+")
 _WORD = re.compile(r"\S+")
+_SENTENCE = re.compile(r"[^.!?\n]+(?:[.!?]+[\"')\]]?|$)", re.M)
+MIN_SENTENCE_WORDS = 4
 
 
 class Chunk(BaseModel):
@@ -39,6 +41,11 @@ class Chunk(BaseModel):
     question: str | None = Field(default=None, description="the rider question a forum answer answers")
     summary: str | None = Field(default=None, description="the document's summary, context for the model")
 
+    def sentence_texts(self) -> list[str]:
+        """The sentences the reranker scores: long enough to mean something on their own."""
+        found = [self.text[s:e] for s, e in sentence_spans(self.text)]
+        return [t for t in found if len(t.split()) >= MIN_SENTENCE_WORDS] or [self.text]
+
     def embedding_text(self) -> str:
         """What the model sees: title, question and heading path give a short passage its context."""
         if self.text.startswith(self.title):
@@ -47,6 +54,17 @@ class Chunk(BaseModel):
         if self.summary:
             title = f"{title}. {self.summary}"
         return f"{' > '.join([title, *self.heading_path])}\n{self.text}"
+
+
+def sentence_spans(text: str) -> list[tuple[int, int]]:
+    """(start, end) of each sentence or line of `text`, whitespace trimmed."""
+    spans = []
+    for match in _SENTENCE.finditer(text):
+        raw = match.group(0)
+        if raw.strip():
+            lead = len(raw) - len(raw.lstrip())
+            spans.append((match.start() + lead, match.start() + len(raw.rstrip())))
+    return spans
 
 
 @dataclass(frozen=True)

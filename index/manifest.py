@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from index.fusion import FusionSettings
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MANIFEST_NAME = "manifest.json"
 
 
@@ -32,6 +32,7 @@ class Manifest(BaseModel):
     dense_kind: str = "flat"
     fusion: FusionSettings = Field(default_factory=FusionSettings)
     chunk_count: int
+    sentence_count: int = Field(default=0, description="sentences embedded for reranking (0: no reranking)")
     document_count: int
     documents: dict[str, str] = Field(description="document id -> hash of its content")
     kinds: dict[str, int] = Field(default_factory=dict, description="documents per kind")

@@ -8,13 +8,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
+import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict
 
 from index.chunking import Chunk
 from index.documents import Document
 from index.embedding import Embedder, Vectors
 from index.errors import IndexLoadError
-from index.fusion import Floats, FusionSettings, Ids, combine, ranks, top_ids
+from index.fusion import Floats, FusionSettings, Ids, combine, ranks, top_ids, zscore
 from index.manifest import Manifest
 
 if TYPE_CHECKING:
@@ -43,12 +44,28 @@ class _Scored:
     lexical_rank: dict[int, int]
 
 
+class SentenceVectors:
+    """The embedded sentences of every passage, in passage order, for the reranking step."""
+
+    def __init__(self, vectors: Vectors, counts: npt.NDArray[np.int32]) -> None:
+        self.vectors = vectors
+        self.counts = counts
+        self.starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+
+    def best_match(self, ids: Ids, query: Vectors) -> Floats:
+        """For each passage in `ids`, the similarity of its sentence closest to the query."""
+        rows = np.concatenate([np.arange(self.starts[i], self.starts[i] + self.counts[i]) for i in ids])
+        sims = self.vectors[rows] @ query
+        offsets = np.concatenate([[0], np.cumsum(self.counts[ids])[:-1]]).astype(np.int64)
+        return np.maximum.reduceat(sims, offsets).astype(np.float32)
+
+
 class SearchIndex:
     """One immutable, loaded index. Safe to search from several threads at once."""
 
     def __init__(self, manifest: Manifest, documents: Sequence[Document], chunks: Sequence[Chunk],
                  dense: DenseIndex, lexical: LexicalIndex, embedder: Embedder,
-                 fusion: FusionSettings | None = None) -> None:
+                 fusion: FusionSettings | None = None, sentences: SentenceVectors | None = None) -> None:
         self.manifest = manifest
         self.documents = {d.id: d for d in documents}
         self.chunks = list(chunks)
@@ -56,6 +73,7 @@ class SearchIndex:
         self.lexical = lexical
         self.embedder = embedder
         self.fusion = fusion or manifest.fusion
+        self.sentences = sentences
 
     def __len__(self) -> int:
         return len(self.chunks)
@@ -74,6 +92,8 @@ class SearchIndex:
         if not self.chunks:
             return []
         scored = self._score(text, vector, settings)
+        if vector is not None and self.sentences is not None and settings.sentence_weight > 0:
+            scored = self._rerank(scored, vector, settings)
         order = np.argsort(-scored.fused, kind="stable")[:k]
         return [
             Hit(
@@ -122,6 +142,29 @@ class SearchIndex:
             scored = _Scored(scored.ids, scored.fused, self.dense.scores_for(vector, scored.ids),
                              scored.lexical, scored.dense_rank, scored.lexical_rank)
         return scored
+
+
+    def _rerank(self, scored: _Scored, vector: Vectors, settings: FusionSettings) -> _Scored:
+        """Second scoring of the top passages: how well their best single sentence matches.
+
+        A claim or a rider's question is usually answered by one sentence; a passage-level
+        vector blurs it with its neighbours. Only the top `rerank_depth` are reordered, and
+        they stay above the rest.
+        """
+        assert self.sentences is not None
+        top = np.argsort(-scored.fused, kind="stable")[: settings.rerank_depth]
+        if top.size < 2:
+            return scored
+        best = self.sentences.best_match(scored.ids[top], vector)
+        w = settings.sentence_weight
+        reranked = (1 - w) * zscore(scored.fused[top], scored.fused[top]) + w * zscore(best, best)
+        fused = scored.fused.copy()
+        rest = np.ones(len(fused), dtype=bool)
+        rest[top] = False
+        floor = float(fused[rest].max()) if rest.any() else 0.0
+        # Keep the reranked block above everything else, preserving its new internal order.
+        fused[top] = reranked - float(reranked.min()) + floor + 1e-3
+        return _Scored(scored.ids, fused, scored.dense, scored.lexical, scored.dense_rank, scored.lexical_rank)
 
 
 class IndexOwner:

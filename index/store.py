@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from index.chunking import Chunk, chunk_documents
@@ -30,7 +31,7 @@ from index.embedding import Embedder, EmbeddingCache, ProgressFn, embed_with_cac
 from index.errors import BuildInProgressError, IndexLoadError
 from index.fusion import FusionSettings
 from index.manifest import FORMAT_VERSION, MANIFEST_NAME, Manifest, ModelInfo, file_sha256
-from index.search import SearchIndex
+from index.search import SearchIndex, SentenceVectors
 
 POINTER = "CURRENT"
 KEEP_BUILDS = 2
@@ -118,13 +119,21 @@ class IndexStore:
             started = time.perf_counter()
             previous = self._previous_documents()
             chunks = chunk_documents(documents)
-            vectors, embedded = embed_with_cache(embedder, [c.embedding_text() for c in chunks],
-                                                 EmbeddingCache(self.cache_path), progress=progress)
+            settings = fusion or FusionSettings()
+            sentences = [c.sentence_texts() for c in chunks] if settings.sentence_weight > 0 else []
+            # One embedding pass over passages and their sentences: one progress bar, one cache.
+            texts = [c.embedding_text() for c in chunks] + [t for group in sentences for t in group]
+            all_vectors, embedded = embed_with_cache(embedder, texts, EmbeddingCache(self.cache_path),
+                                                     progress=progress)
+            vectors = all_vectors[: len(chunks)]
             build_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
             tmp = self.root / f".tmp-{build_id}"
             tmp.mkdir(parents=True)
             try:
                 DenseIndex.build(vectors, dense_kind).save(tmp)
+                if sentences:
+                    np.save(tmp / "sentence_vectors.npy", all_vectors[len(chunks):])
+                    np.save(tmp / "sentence_counts.npy", np.array([len(g) for g in sentences], dtype=np.int32))
                 LexicalIndex.build([c.text if c.text.startswith(c.title) else f"{c.title}\n{c.text}"
                                     for c in chunks]).save(tmp / "lexical")
                 (tmp / "chunks.json").write_bytes(_CHUNKS.dump_json(chunks))
@@ -136,8 +145,9 @@ class IndexStore:
                 seconds = time.perf_counter() - started
                 manifest = Manifest(
                     model=ModelInfo(id=embedder.model_id, dimension=int(vectors.shape[1])),
-                    dense_kind=dense_kind, fusion=fusion or FusionSettings(),
-                    chunk_count=len(chunks), document_count=len(documents), documents=hashes, kinds=kinds,
+                    dense_kind=dense_kind, fusion=settings,
+                    chunk_count=len(chunks), sentence_count=len(texts) - len(chunks),
+                    document_count=len(documents), documents=hashes, kinds=kinds,
                     sources_hash=hashlib.sha256("".join(sorted(hashes.values())).encode()).hexdigest()[:16],
                     built_at=datetime.now(UTC), build_seconds=round(seconds, 3), embedded=embedded,
                     built_by=built_by, files=_file_hashes(tmp),
@@ -217,8 +227,13 @@ def load_folder(folder: Path, embedder: Embedder, fusion: FusionSettings | None 
         documents = _DOCUMENTS.validate_json((folder / "documents.json").read_bytes())
         dense = DenseIndex.load(folder)
         lexical = LexicalIndex.load(folder / "lexical")
+        sentences = None
+        if manifest.sentence_count:
+            sentences = SentenceVectors(np.load(folder / "sentence_vectors.npy"),
+                                        np.load(folder / "sentence_counts.npy"))
     except (OSError, ValidationError, RuntimeError, ValueError) as exc:
         raise IndexLoadError(f"the index in {folder} cannot be read: {exc}") from exc
-    if dense.size != manifest.chunk_count or len(chunks) != manifest.chunk_count:
+    if dense.size != manifest.chunk_count or len(chunks) != manifest.chunk_count or (
+            sentences is not None and len(sentences.counts) != manifest.chunk_count):
         raise IndexLoadError(f"the index in {folder} is inconsistent: chunk counts differ")
-    return SearchIndex(manifest, documents, chunks, dense, lexical, embedder, fusion)
+    return SearchIndex(manifest, documents, chunks, dense, lexical, embedder, fusion, sentences)

@@ -28,3 +28,13 @@ def test_combine_weights_the_two_sides() -> None:
     assert only_dense.argmax() == 0 and only_lexical.argmax() == 1
     balanced = combine(dense, dense, lexical, lexical, 0.5)
     assert np.allclose(balanced, 0.5 * only_dense + 0.5 * only_lexical)
+
+
+def test_sentence_best_match_takes_each_passages_closest_sentence() -> None:
+    from index.search import SentenceVectors
+
+    vectors = np.array([[1, 0], [0, 1], [0.6, 0.8], [1, 0], [0, 1], [0.8, 0.6]], dtype=np.float32)
+    sentences = SentenceVectors(vectors, np.array([2, 1, 3], dtype=np.int32))  # passages 0, 1, 2
+    query = np.array([1.0, 0.0], dtype=np.float32)
+    best = sentences.best_match(np.array([2, 0, 1], dtype=np.int64), query)
+    assert np.allclose(best, [1.0, 1.0, 0.6])

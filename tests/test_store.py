@@ -43,7 +43,7 @@ def test_a_second_build_embeds_nothing_and_a_change_embeds_only_that_document(tm
     embedder = HashingEmbedder()
     store = IndexStore(tmp_path / "data")
     first = build(store, library, embedder)
-    assert first.embedded == first.chunks
+    assert first.embedded > first.chunks  # passages and their sentences
     second = build(store, library, embedder)
     assert second.embedded == 0
     assert (second.added, second.changed, second.removed) == ([], [], [])
@@ -51,7 +51,7 @@ def test_a_second_build_embeds_nothing_and_a_change_embeds_only_that_document(tm
     (library / "drills" / "kettlebell-swing.md").unlink()
     write_doc(library, "related", "new-one", "A new document about the whoops section and standing.")
     third = build(store, library, embedder)
-    assert third.embedded == 2
+    assert third.embedded == 4  # one passage and one sentence in each of the two new texts
     assert (third.added, third.changed, third.removed) == (["new-one"], ["tire-care"], ["kettlebell-swing"])
 
 
@@ -146,3 +146,19 @@ def test_reindex_swaps_while_searches_continue_and_a_bad_library_keeps_the_old_i
     with pytest.raises(LibraryError, match=r"broken\.md"):
         engine.reindex()
     assert engine.index is serving
+
+
+def test_an_hnsw_index_and_the_sentence_reranker_work_end_to_end(tmp_path: Path, library: Path) -> None:
+    from index.fusion import FusionSettings
+
+    store = IndexStore(tmp_path / "data")
+    report = store.build(load_library(library).documents, HashingEmbedder(), dense_kind="hnsw",
+                         fusion=FusionSettings(sentence_weight=0.5))
+    index = store.load(HashingEmbedder())
+    assert index.manifest.dense_kind == "hnsw"
+    assert index.sentences is not None and index.manifest.sentence_count > report.chunks
+    hits = index.search("tire pressure before every ride", k=5)
+    assert hits[0].chunk.doc_id == "tire-care"
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    plain = store.build(load_library(library).documents, HashingEmbedder(), fusion=FusionSettings(sentence_weight=0))
+    assert store.load(HashingEmbedder()).sentences is None and plain.embedded == 0

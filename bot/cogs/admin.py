@@ -35,7 +35,8 @@ async def is_admin(interaction: discord.Interaction) -> bool:
     member = interaction.user
     if not isinstance(member, discord.Member):
         raise NotAdmin("admin commands work in a server only")
-    if member.guild_permissions.manage_guild:
+    # The interaction carries the member's resolved permissions: no dependence on the role cache.
+    if interaction.permissions.manage_guild:
         return True
     bot: HingeBot = interaction.client  # type: ignore[assignment]
     roles = {bot.settings.admin_role, await bot.storage.guild_admin_role(member.guild.id)} - {None}
