@@ -78,7 +78,7 @@ def more_embed(answer: Answer) -> discord.Embed:
 
 def drill_embed(drill: Document) -> discord.Embed:
     sections = drill.sections()
-    embed = discord.Embed(title=clip(drill.title, TITLE_LIMIT), url=drill.url, colour=COLOUR,
+    embed = discord.Embed(title=clip(safe(drill.title), TITLE_LIMIT), url=drill.url, colour=COLOUR,
                           description=clip(f"**Goal:** {safe(drill.summary)}", DESCRIPTION_LIMIT))
     detail = [f"**Level:** {drill.level}"] if drill.level else []
     if drill.dose:
@@ -100,7 +100,7 @@ def drill_embed(drill: Document) -> discord.Embed:
 
 def videos_embed(topic: str, videos: list[tuple[str, str, str]]) -> discord.Embed:
     """`videos`: (title, source, url) triples, best first."""
-    title = f"Videos: {topic}" if topic else "Videos"
+    title = f"Videos: {safe(topic)}" if topic else "Videos"
     if not videos:
         return discord.Embed(title=clip(title, TITLE_LIMIT), colour=DECLINED_COLOUR,
                              description="No video in the library fits that. Try another topic, e.g. `hinge` "

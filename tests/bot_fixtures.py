@@ -28,26 +28,35 @@ from bot.storage import Storage
 from index.answers import AnswerComposer, DeclinePolicy
 from index.embedding import Embedder
 from index.engine import Engine
-from tests.helpers import HashingEmbedder, small_library, write_doc
+from tests.helpers import HashingEmbedder, front_matter, small_library, write_doc
 
 ALWAYS = DeclinePolicy(bias=10.0, weights=(0.0, 0.0, 0.0, 0.0))
 NEVER = DeclinePolicy(bias=-10.0, weights=(0.0, 0.0, 0.0, 0.0))
-VIDEO_URL = "https://www.youtube.com/watch?v=hinge-demo"
+VIDEO_URL = "https://www.youtube.com/watch?v=swing-demo"
 NO_MENTIONS = {"parse": []}
 
 
 def bot_library(root: Path) -> Path:
     """tests.helpers.small_library plus one video document, so /video without a topic has something."""
     small_library(root)
-    write_doc(root, "video", "hinge-demo", textwrap.dedent("""\
+    write_doc(root, "video", "swing-demo", textwrap.dedent("""\
         ## The demo
-        A coach shows the dowel hinge from the side: hips back, spine long, shins nearly vertical.
-        """), videos=[{"title": "Dowel hinge demo", "url": VIDEO_URL}])
+        A coach shows the kettlebell swing from the side: snap the glutes, float the bell to chest height.
+        """), videos=[{"title": "Kettlebell swing demo", "url": VIDEO_URL}])
     return root
 
 
+def write_titled(root: Path, folder: str, doc_id: str, title: str, body: str, **fields: object) -> Path:
+    """Like tests.helpers.write_doc, with a title of our choosing."""
+    path = root / folder / f"{doc_id}.md"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(front_matter(id=doc_id, title=title, **fields) + body, encoding="utf-8")
+    return path
+
+
 def make_settings(tmp_path: Path, knowledge: Path | None = None, **overrides: Any) -> Settings:
-    values: dict[str, Any] = {"ask_cooldown_seconds": 0}
+    # No cooldown unless a test wants one; no /healthz server (the port may be taken).
+    values: dict[str, Any] = {"ask_cooldown_seconds": 0, "http_enabled": False, "http_port": 0}
     values.update(overrides)
     return Settings(data_dir=tmp_path / "data",
                     knowledge_dir=knowledge if knowledge is not None else bot_library(tmp_path / "knowledge"),
@@ -120,12 +129,15 @@ def check_sent(harness: Harness) -> None:
         assert not message.ping_user_ids and not message.ping_role_ids, message.content
         for embed in message.embeds:
             check_embed(embed)
+    checked = 0
     for entry in harness.env.http_requests:
         body = entry.json
         if entry.path.endswith("/callback") and isinstance(body, dict):
             body = body.get("data")
         if isinstance(body, dict) and ("content" in body or "embeds" in body):
             assert body.get("allowed_mentions") == NO_MENTIONS, (entry.method, entry.path, body)
+            checked += 1
+    assert checked or not any(harness.bot_messages()), "no message payload was checked"
 
 
 @asynccontextmanager
@@ -138,5 +150,11 @@ async def running(bot: HingeBot, **options: Any) -> AsyncIterator[Harness]:
         harness = Harness(env=env, bot=bot, guild=guild, channel=channel,
                           rider=guild.add_member(env.create_user("rider")),
                           admin=guild.add_member(env.create_user("admin"), roles=[staff]))
-        yield harness
-        check_sent(harness)
+        try:
+            yield harness
+            check_sent(harness)
+        finally:
+            # simcord does not close the bot: close the database here (a restart may have swapped the bot).
+            for used in {id(bot): bot, id(env.bot): env.bot}.values():
+                if isinstance(used, HingeBot):
+                    await used.storage.close()

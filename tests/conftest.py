@@ -21,10 +21,13 @@ def real_embedder():  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture(scope="session")
-def library_engine(real_embedder, tmp_path_factory):  # type: ignore[no-untyped-def]
-    """The real library, indexed once with the real model, for answer and bot tests."""
-    from index.engine import Engine
+def library_engine(tmp_path_factory):  # type: ignore[no-untyped-def]
+    """The real library with the real model, configured as the bot ships, indexed once per run."""
+    from bot.runner import make_engine
+    from bot.settings import Settings
 
-    engine = Engine(tmp_path_factory.mktemp("library-data"), KNOWLEDGE, real_embedder)
+    settings = Settings(data_dir=tmp_path_factory.mktemp("library-data"), knowledge_dir=KNOWLEDGE,
+                        _env_file=None)  # type: ignore[call-arg]
+    engine = make_engine(settings)
     engine.load()
     return engine

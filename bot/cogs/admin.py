@@ -64,6 +64,12 @@ def build_summary(report: BuildReport) -> str:
             f"removed {len(report.removed)}.")
 
 
+def code(text: str) -> str:
+    """`text` as inline code: escapes would show there literally, and a backtick would end it early."""
+    without_backticks = text.replace("`", "\u2035")
+    return f"`{without_backticks}`"
+
+
 def library_errors(error: LibraryError) -> str:
     lines = [f"• `{Path(e.path).name}` {safe(e.field)}: {safe(e.reason)}" for e in error.errors[:10]]
     more = f"\n…and {len(error.errors) - 10} more" if len(error.errors) > 10 else ""
@@ -152,19 +158,19 @@ class Admin(commands.Cog):
             await interaction.response.send_message("A reindex is already running; add the file when it has "
                                                     "finished.", ephemeral=True)
             return
-        await interaction.response.send_message(f"Checking `{safe(name)}`…")
+        await interaction.response.send_message(f"Checking {code(name)}…")
         data = await attachment.read()
         try:
             doc = await asyncio.to_thread(self._validate, name, data, Kind(kind))
         except KnowledgeFileError as exc:
             await interaction.edit_original_response(
-                content=f"`{safe(name)}` was not added: {safe(exc.field)}: {safe(exc.reason)}")
+                content=f"{code(name)} was not added: {safe(exc.field)}: {safe(exc.reason)}")
             return
         target = self.bot.engine.knowledge_dir / KIND_FOLDERS[doc.kind] / (f"{doc.id}{suffix}")
         clash = doc.id in self.bot.engine.index.documents or target.exists()
         if clash:
             await interaction.edit_original_response(
-                content=f"`{safe(name)}` was not added: the library already has a document `{doc.id}`. Rename "
+                content=f"{code(name)} was not added: the library already has a document `{doc.id}`. Rename "
                         "the file or change its id, or edit the existing one and run /reindex.")
             return
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -10,7 +10,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.client import HingeBot
-from bot.embeds import drill_embed, videos_embed
+from bot.embeds import drill_embed, safe, videos_embed
 from index.answers import best_drill
 from index.documents import Document, Kind
 from index.search import SearchIndex
@@ -52,16 +52,21 @@ class Drills(commands.Cog):
         if name:
             found = find_drill(index, name)
             if found is None:
+                # Escaped after cutting, and not through repr(), which would double the escapes' backslashes.
                 await interaction.response.send_message(
-                    f"I have no drill called {discord.utils.escape_markdown(name)[:100]!r}; start typing in the "
-                    "name option to pick one.", ephemeral=True)
+                    f"I have no drill called “{safe(name.strip()[:100])}”; start typing in the name option to "
+                    "pick one.", ephemeral=True)
                 return
             await interaction.response.send_message(embed=drill_embed(found))
+            return
+        if not any(d.kind == Kind.DRILL and level in (None, d.level) for d in index.documents.values()):
+            # Before deferring: the first follow-up would take over the public "thinking…" message.
+            await interaction.response.send_message("The library has no drill at that level yet.", ephemeral=True)
             return
         await interaction.response.defer(thinking=True)
         chosen = await asyncio.to_thread(best_drill, index, focus or "", level)
         if chosen is None:
-            await interaction.followup.send("The library has no drill at that level yet.", ephemeral=True)
+            await interaction.followup.send("The library has no drill at that level yet.")
             return
         await interaction.followup.send(embed=drill_embed(chosen))
 
