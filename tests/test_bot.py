@@ -12,6 +12,7 @@ from pathlib import Path
 import discord
 import pytest
 
+from bot.client import HingeBot
 from bot.settings import Settings
 from index.answers import DECLINE_LEAD, AnswerComposer
 from index.engine import Engine
@@ -82,8 +83,7 @@ async def test_ask_private_answers_only_the_asker(settings: Settings) -> None:
         assert public.response is not None and not public.response.ephemeral
 
 
-async def test_a_declined_question_gets_the_decline_reply_without_buttons(settings: Settings) -> None:
-    bot = make_bot(settings, composer=AnswerComposer(policy=NEVER))
+async def expect_pizza_question_declined(bot: HingeBot) -> None:
     async with running(bot) as h:
         result = await h.rider.slash(h.channel, "ask", question="what is the best pizza topping?")
         assert result.response is not None
@@ -91,6 +91,11 @@ async def test_a_declined_question_gets_the_decline_reply_without_buttons(settin
         assert embed.title == "Not in the library (yet)" and embed.description == DECLINE_LEAD
         assert result.response.components == []
         assert h.rows("SELECT answered, status FROM questions") == [(0, "declined")]
+
+
+async def test_a_declined_question_gets_the_decline_reply_without_buttons(settings: Settings) -> None:
+    bot = make_bot(settings, composer=AnswerComposer(policy=NEVER))
+    await expect_pizza_question_declined(bot)
 
 
 async def test_helpful_and_not_helpful_are_stored_per_user(settings: Settings) -> None:
@@ -622,13 +627,7 @@ class TestRealLibrary:
     async def test_an_off_topic_question_is_declined(self, real_settings: Settings,
                                                      library_engine: Engine) -> None:
         bot = make_bot(real_settings, engine=library_engine, composer=AnswerComposer())
-        async with running(bot) as h:
-            result = await h.rider.slash(h.channel, "ask", question="what is the best pizza topping?")
-            assert result.response is not None
-            [embed] = result.response.embeds
-            assert embed.title == "Not in the library (yet)" and embed.description == DECLINE_LEAD
-            assert result.response.components == []
-            assert h.rows("SELECT answered, status FROM questions") == [(0, "declined")]
+        await expect_pizza_question_declined(bot)
 
     async def test_drills_videos_and_sources_on_the_real_library(self, real_settings: Settings,
                                                                  library_engine: Engine) -> None:
