@@ -25,7 +25,9 @@ class FusionSettings(BaseModel):
     candidates: int = Field(default=100, ge=1)
     feedback_docs: int = Field(default=3, ge=0, description="top fused chunks fed back to the dense query")
     feedback_weight: float = Field(default=0.5, ge=0.0)
-    sentence_weight: float = Field(default=0.3, ge=0.0, le=1.0,
+    # Off by default: measured on SciFact it adds +0.004 nDCG@10 (train) and +0.002 (test) but
+    # embeds every sentence, which made the SciFact build 60 times slower (9 s -> 569 s).
+    sentence_weight: float = Field(default=0.0, ge=0.0, le=1.0,
                                    description="share of the best single-sentence match in the final order")
     rerank_depth: int = Field(default=20, ge=1, description="top passages reordered by their best sentence")
 
