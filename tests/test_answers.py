@@ -157,3 +157,17 @@ class TestRealLibrary:
                                  "--data-dir", str(data_dir)], capture_output=True, text=True, cwd=PROJECT,
                                 timeout=300)
         assert single.returncode == 0 and "Sources:" in single.stdout
+
+    def test_the_rider_question_set_stays_above_its_floors(self, library_engine: Engine) -> None:
+        """A regression guard, looser than the targets in the README: a ranking or decline change
+        that costs more than a few questions fails here before it reaches riders."""
+        from index.question_eval import evaluate_questions, load_questions
+
+        cases = load_questions(PROJECT / "tests" / "data" / "questions.jsonl")
+        assert len(cases) >= 80
+        assert {c.split for c in cases} == {"tune", "holdout"}
+        report = evaluate_questions(library_engine.index, AnswerComposer(), cases)
+        overall = report.parts[2]
+        assert overall.hit_at_3 >= 0.9, report.misses
+        assert overall.off_topic_declined >= 0.95, report.wrongly_answered
+        assert overall.on_topic_declined <= 0.03, report.wrongly_declined
