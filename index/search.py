@@ -15,7 +15,7 @@ from index.chunking import Chunk
 from index.documents import Document
 from index.embedding import Embedder, Vectors
 from index.errors import IndexLoadError
-from index.fusion import Floats, FusionSettings, Ids, combine, ranks, top_ids, zscore
+from index.fusion import Floats, FusionSettings, Ids, fuse, ranks, top_ids, zscore
 from index.manifest import Manifest
 
 if TYPE_CHECKING:
@@ -134,7 +134,8 @@ class SearchIndex:
             union = np.unique(np.concatenate([dense_ids, lexical_ids]))
             dense = self.dense.scores_for(query, union)
             lexical = lexical_all[union]
-            fused = combine(dense, dense_top, lexical, lexical_all[lexical_ids], settings.dense_weight)
+            fused = fuse(dense, dense_top, lexical, lexical_all[lexical_ids], settings.dense_weight,
+                         settings.reference)
             scored = _Scored(union, fused, dense, lexical, ranks(dense_ids), ranks(lexical_ids))
         assert scored is not None
         if rounds == 2:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from index.fusion import combine, ranks, top_ids, zscore
+from index.fusion import combine, fuse, ranks, top_ids, zscore
 
 
 def test_zscore_uses_the_reference_spread_and_survives_flat_input() -> None:
@@ -28,6 +28,19 @@ def test_combine_weights_the_two_sides() -> None:
     assert only_dense.argmax() == 0 and only_lexical.argmax() == 1
     balanced = combine(dense, dense, lexical, lexical, 0.5)
     assert np.allclose(balanced, 0.5 * only_dense + 0.5 * only_lexical)
+
+
+def test_fuse_normalises_over_the_pool_or_each_sides_top_list() -> None:
+    dense = np.array([0.9, 0.5, 0.1], dtype=np.float32)
+    lexical = np.array([0.0, 4.0, 8.0], dtype=np.float32)
+    dense_top = np.array([0.9, 0.5], dtype=np.float32)
+    lexical_top = np.array([8.0, 4.0], dtype=np.float32)
+    pooled = fuse(dense, dense_top, lexical, lexical_top, 0.5)
+    assert np.allclose(pooled, combine(dense, dense, lexical, lexical, 0.5))
+    top = fuse(dense, dense_top, lexical, lexical_top, 0.5, reference="top")
+    assert np.allclose(top, combine(dense, dense_top, lexical, lexical_top, 0.5))
+    # The two references genuinely differ: the passage only one side ranks is treated differently.
+    assert not np.allclose(pooled, top)
 
 
 def test_sentence_best_match_takes_each_passages_closest_sentence() -> None:
