@@ -75,6 +75,29 @@ class LexicalIndex:
             return np.zeros(self.size, dtype=np.float32)
         return np.asarray(self._model.get_scores_from_ids(ids), dtype=np.float32)
 
+    def coverage(self, text: str, ids: npt.NDArray[np.int64]) -> Scores:
+        """For each chunk in `ids`, the idf-weighted share of the query's distinct terms it contains.
+
+        BM25 rewards one rare term repeated; coverage says how much of the question a passage
+        speaks to at all, which the learned combiner weighs separately.
+        """
+        terms = sorted({self._vocab[t] for t in self.tokenize(text) if t in self._vocab})
+        out = np.zeros(len(ids), dtype=np.float32)
+        if not terms:
+            return out
+        # bm25s keeps one sparse column per term: indices[indptr[t]:indptr[t + 1]] are its chunks.
+        indptr = self._model.scores["indptr"]
+        indices = self._model.scores["indices"]
+        n = self.size
+        total = 0.0
+        for t in terms:
+            docs = indices[indptr[t]:indptr[t + 1]]
+            df = len(docs)
+            idf = float(np.log(1.0 + (n - df + 0.5) / (df + 0.5)))
+            out += idf * np.isin(ids, docs)
+            total += idf
+        return (out / total).astype(np.float32) if total > 0 else out
+
     def save(self, folder: Path) -> None:
         self._model.save(str(folder), show_progress=False)
 

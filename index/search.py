@@ -15,7 +15,7 @@ from index.chunking import Chunk
 from index.documents import Document
 from index.embedding import Embedder, Vectors
 from index.errors import IndexLoadError
-from index.fusion import Floats, FusionSettings, Ids, fuse, ranks, top_ids, zscore
+from index.fusion import Floats, FusionSettings, Ids, candidate_features, fuse, learned_scores, ranks, top_ids, zscore
 from index.manifest import Manifest
 
 if TYPE_CHECKING:
@@ -74,6 +74,12 @@ class SearchIndex:
         self.embedder = embedder
         self.fusion = fusion or manifest.fusion
         self.sentences = sentences
+        doc_numbers: dict[str, int] = {}
+        self.chunk_docs = np.array([doc_numbers.setdefault(c.doc_id, len(doc_numbers)) for c in self.chunks],
+                                   dtype=np.int64)
+        # Chunks are stored in document order, so a document's first passage is where its number starts.
+        self.first_chunks = np.r_[True, self.chunk_docs[1:] != self.chunk_docs[:-1]] if self.chunks else \
+            np.zeros(0, dtype=bool)
 
     def __len__(self) -> int:
         return len(self.chunks)
@@ -107,18 +113,37 @@ class SearchIndex:
             for i in order
         ]
 
+    def candidates(self, text: str, vector: Vectors, settings: FusionSettings) -> tuple[Ids, npt.NDArray[np.float32],
+                                                                                        Floats]:
+        """(pool ids, LEARNED_FEATURES rows, blended scores) of one query: what the combiner sees.
+
+        bench/retrieval.py --refit-fusion fits the combiner's weights on exactly these rows.
+        """
+        scored, features = self._pool(text, vector, settings.model_copy(update={"combiner": "learned"}))
+        assert features is not None
+        return scored.ids, features, scored.fused
+
     def _score(self, text: str, vector: Vectors | None, settings: FusionSettings) -> _Scored:
+        scored, features = self._pool(text, vector, settings)
+        if features is None:
+            return scored
+        return _Scored(scored.ids, learned_scores(features), scored.dense, scored.lexical, scored.dense_rank,
+                       scored.lexical_rank)
+
+    def _pool(self, text: str, vector: Vectors | None,
+              settings: FusionSettings) -> tuple[_Scored, npt.NDArray[np.float32] | None]:
         n = settings.candidates
         lexical_all = self.lexical.scores(text) if settings.mode != "dense" else None
         lexical_ids = top_ids(lexical_all, n) if lexical_all is not None else np.zeros(0, np.int64)
         if vector is None or settings.mode == "lexical":
             assert lexical_all is not None
             scores = lexical_all[lexical_ids]
-            return _Scored(lexical_ids, scores, np.zeros_like(scores), scores, {}, ranks(lexical_ids))
+            return _Scored(lexical_ids, scores, np.zeros_like(scores), scores, {}, ranks(lexical_ids)), None
 
         query = vector
         rounds = 2 if settings.feedback_docs and settings.feedback_weight > 0 else 1
         scored: _Scored | None = None
+        dense_ids = np.zeros(0, np.int64)
         for round_no in range(rounds):
             if round_no:
                 assert scored is not None
@@ -138,12 +163,16 @@ class SearchIndex:
                          settings.reference)
             scored = _Scored(union, fused, dense, lexical, ranks(dense_ids), ranks(lexical_ids))
         assert scored is not None
-        if rounds == 2:
-            # Report the plain query's similarity: it is what calibrated decisions downstream use.
-            scored = _Scored(scored.ids, scored.fused, self.dense.scores_for(vector, scored.ids),
-                             scored.lexical, scored.dense_rank, scored.lexical_rank)
-        return scored
-
+        # Report the plain query's similarity: it is what calibrated decisions downstream use.
+        plain = self.dense.scores_for(vector, scored.ids) if rounds == 2 else scored.dense
+        if lexical_all is None or settings.combiner != "learned":
+            return _Scored(scored.ids, scored.fused, plain, scored.lexical, scored.dense_rank,
+                           scored.lexical_rank), None
+        features = candidate_features(scored.ids, scored.dense, scored.lexical, plain, dense_ids, lexical_ids,
+                                      self.lexical.coverage(text, scored.ids), self.first_chunks[scored.ids],
+                                      self.chunk_docs[scored.ids], scored.fused)
+        return _Scored(scored.ids, scored.fused, plain, scored.lexical, scored.dense_rank,
+                       scored.lexical_rank), features
 
     def _rerank(self, scored: _Scored, vector: Vectors, settings: FusionSettings) -> _Scored:
         """Second scoring of the top passages: how well their best single sentence matches.

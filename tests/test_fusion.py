@@ -51,3 +51,50 @@ def test_sentence_best_match_takes_each_passages_closest_sentence() -> None:
     query = np.array([1.0, 0.0], dtype=np.float32)
     best = sentences.best_match(np.array([2, 0, 1], dtype=np.int64), query)
     assert np.allclose(best, [1.0, 1.0, 0.6])
+
+
+def test_sibling_best_gives_each_passage_its_documents_best_other_passage() -> None:
+    from index.fusion import NO_SIBLING, sibling_best
+
+    blended = np.array([3.0, 1.0, 2.0, 0.5], dtype=np.float32)
+    docs = np.array([0, 0, 0, 1], dtype=np.int64)
+    # The document's best passage sees its runner-up; the others see the best; a lone one sees none.
+    assert np.allclose(sibling_best(blended, docs), [2.0, 3.0, 3.0, NO_SIBLING])
+
+
+def test_rank_feature_is_reciprocal_rank_shaped_and_zero_outside_the_list() -> None:
+    from index.fusion import rank_feature
+
+    out = rank_feature(np.array([7, 3, 9], dtype=np.int64), np.array([3, 7], dtype=np.int64))
+    assert np.allclose(out, [60 / 62, 60 / 61, 0.0])
+
+
+def test_candidate_features_and_learned_scores() -> None:
+    from index.fusion import LEARNED_FEATURES, LEARNED_WEIGHTS, candidate_features, learned_scores
+
+    ids = np.array([0, 1, 2], dtype=np.int64)
+    dense = np.array([0.9, 0.5, 0.1], dtype=np.float32)
+    lexical = np.array([0.0, 4.0, 8.0], dtype=np.float32)
+    blended = combine(dense, dense, lexical, lexical, 0.5)
+    features = candidate_features(ids, dense, lexical, dense, np.array([0, 1], dtype=np.int64),
+                                  np.array([2, 1], dtype=np.int64), np.array([0.0, 0.5, 1.0], dtype=np.float32),
+                                  np.array([True, False, True]), np.array([0, 0, 1], dtype=np.int64), blended)
+    assert features.shape == (3, len(LEARNED_FEATURES)) == (3, len(LEARNED_WEIGHTS))
+    assert np.allclose(features[:, 0], zscore(dense, dense)) and np.allclose(features[:, 1], zscore(lexical, lexical))
+    assert features[:, 8].tolist() == [0.0, 1.0, 0.0]  # only chunk 1 is in both top lists
+    assert features[:, 6].tolist() == [1.0, 0.0, 1.0]
+    # With only the two z-score weights the learned combiner is the plain blend.
+    weights = np.zeros(len(LEARNED_FEATURES), dtype=np.float32)
+    weights[:2] = 0.5
+    assert np.allclose(learned_scores(features, weights), blended)
+    assert learned_scores(features).shape == (3,)
+
+
+def test_lexical_coverage_weights_the_query_terms_a_chunk_contains_by_idf() -> None:
+    from index.lexical import LexicalIndex
+
+    lexical = LexicalIndex.build(["saddle height knee pain", "saddle tilt", "knee strength drills", "bar reach"])
+    cover = lexical.coverage("saddle knee", np.array([0, 1, 2, 3], dtype=np.int64))
+    assert np.isclose(cover[0], 1.0) and cover[3] == 0.0
+    assert np.isclose(cover[1] + cover[2], 1.0)  # each holds one of the two (equally rare) terms
+    assert np.all(lexical.coverage("unrelated words", np.array([0, 1], dtype=np.int64)) == 0)
