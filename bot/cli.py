@@ -169,6 +169,7 @@ def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
     print("Loading the library and the model...", file=sys.stderr)
     engine.load(progress=ProgressBar())
     composer = AnswerComposer(max_chars=settings.max_question_chars)
+    composer.warm(engine.index)
     print("Hinge Coach: ask about the hip hinge, riding positions, back fatigue or gym work for riders. "
           "An empty line or Ctrl-D quits.")
     while True:

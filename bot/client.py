@@ -50,8 +50,7 @@ class HingeBot(commands.Bot):
             # Loading (or a first build) is CPU work: off the event loop.
             await asyncio.to_thread(self.engine.load)
             log.info("index loaded: %d chunks in %.1fs", len(self.engine.index), time.perf_counter() - started)
-        # Loading the index does not load the model; without this the first question pays for it (seconds).
-        await asyncio.to_thread(self.engine.embedder.encode, ["hip hinge"])
+        await asyncio.to_thread(self.composer.warm, self.engine.index)
         for cog in COGS:
             await self.load_extension(cog)
         if self.settings.http_enabled:

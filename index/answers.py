@@ -260,6 +260,10 @@ class AnswerComposer:
         answer = self._compose(index, question)
         return answer.model_copy(update={"elapsed_ms": round((time.perf_counter() - started) * 1000, 2)})
 
+    def warm(self, index: SearchIndex) -> None:
+        """Load the model and embed the off-topic topics now: otherwise the first question pays seconds for it."""
+        self.guard.similarity(index.embedder, index.embed_query("hip hinge"))
+
     def _invalid(self, question: str, lead: str) -> Answer:
         return Answer(question=question, answered=False, status="invalid", lead=lead)
 
