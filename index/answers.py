@@ -52,6 +52,9 @@ _KIND_HINTS = {
     Kind.DRILL.value: re.compile(r"\b(drills?|exercises?)\b", re.I),
 }
 KIND_BONUS = 1.0
+# A passage that sends the reader to a professional is the library's safety text: right for a pain
+# question, an odd quote for any other (it often ranks only because its document's summary matches).
+_REFERRAL = re.compile(r"\b(doctor|physiotherapist|physio|medical professional)s?\b", re.I)
 
 
 class Citation(BaseModel):
@@ -311,9 +314,13 @@ class AnswerComposer:
         """The passages in the order the answer uses them."""
         hits = index.search_with_vector(query, vector, k=k)
         wanted = {kind for kind, hint in _KIND_HINTS.items() if hint.search(query)}
-        if not wanted:
-            return hits
-        return sorted(hits, key=lambda h: -(h.score + KIND_BONUS * (h.chunk.kind in wanted)))
+        about_pain = mentions_pain(query)
+
+        def order(hit: Hit) -> tuple[bool, float]:
+            safety_text = not about_pain and bool(_REFERRAL.search(hit.chunk.text))
+            return safety_text, -(hit.score + KIND_BONUS * (hit.chunk.kind in wanted))
+
+        return sorted(hits, key=order)
 
     def evidence(self, index: SearchIndex, vector: Vectors, hits: Sequence[Hit], terms: set[str]) -> Evidence:
         cosines = [h.dense_score for h in hits[:3]] or [0.0]

@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -22,7 +23,7 @@ from index.engine import Engine
 from index.lexical import Tokenizer
 from index.rendering import render_json, render_text
 from tests.conftest import PROJECT
-from tests.helpers import SOURCE, HashingEmbedder, small_library
+from tests.helpers import SOURCE, HashingEmbedder, small_library, write_doc
 
 ALWAYS = DeclinePolicy(bias=10.0, weights=(0.0, 0.0, 0.0, 0.0))
 
@@ -82,6 +83,29 @@ def test_pain_and_injury_questions_get_the_safety_note(small_engine: Engine) -> 
     for question in ("my lower back hurts after riding", "I injured my hamstring, can I hinge?",
                      "numbness in my leg when standing"):
         assert composer.ask(small_engine.index, question).safety_note == SAFETY_NOTE
+
+
+def test_referral_passages_are_quoted_only_for_pain_questions(tmp_path: Path) -> None:
+    library = small_library(tmp_path / "knowledge")
+    write_doc(library, "related", "attack-position", textwrap.dedent("""\
+        ## Feet to elbows
+        In the attack position you stand on the balls of your feet with the shins vertical, hinge at the
+        hips, keep the chest over the bars and hold the elbows up and out, ready for bumps and whoops.
+
+        ## Pain in the attack position
+        If holding the attack position hurts your hips or back, stop and see a doctor or physiotherapist
+        before you hold the attack position again.
+        """))
+    engine = Engine(tmp_path / "data", library, HashingEmbedder())
+    engine.load()
+    composer = AnswerComposer(policy=ALWAYS)
+
+    def first_heading(question: str) -> str | None:
+        return next(c.heading for c in composer.ask(engine.index, question).citations
+                    if c.document_id == "attack-position")
+
+    assert first_heading("how do I hold the attack position") == "Feet to elbows"
+    assert first_heading("holding the attack position hurts my hips") == "Pain in the attack position"
 
 
 @pytest.mark.parametrize(
