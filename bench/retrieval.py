@@ -2,9 +2,11 @@
 
     python bench/retrieval.py [BEIR_DIR ...] [--split test] [--data-dir .hinge/bench]
     python bench/retrieval.py --refit-fusion     # refit index.fusion.LEARNED_WEIGHTS on train splits
+    python bench/retrieval.py --dense-window 0   # one vector per chunk instead of the default windows
 
 Prints per dataset: nDCG@10, Recall@100, MRR@10, query latency; build throughput against raw
-`model.encode` on the same texts; search latency over a 10,000-chunk index; peak memory.
+`model.encode` on the same texts (the dense windows), and chunks per second with and without
+windows; search latency over a 10,000-chunk index; peak memory.
 Embeddings are cached in the data dir, so only the first run pays for embedding the corpora.
 """
 
@@ -23,33 +25,53 @@ import numpy as np
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from index.chunking import chunk_documents
+from index.chunking import Chunk, chunk_documents
 from index.embedding import EmbeddingCache, SentenceEmbedder, embed_with_cache
 from index.evaluation import BeirSet, evaluate, load_beir
 from index.fusion import LEARNED_FEATURES, FusionSettings
 from index.search import SearchIndex
 from index.store import IndexStore
+from index.windows import chunk_windows, piece_fn
 
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "benchmarks"
-MODES = {
-    "BM25 (bm25s)": FusionSettings(mode="lexical"),
-    "dense (MiniLM, faiss)": FusionSettings(mode="dense", feedback_docs=0),
-    "hybrid (shipped)": FusionSettings(),
-}
+COMPARED_WINDOW = 128  # the window the throughput line compares against when the build uses none
 
 
-def throughput(embedder: SentenceEmbedder, texts: list[str]) -> tuple[float, float]:
-    """Texts per second: raw model.encode, then the build's cached path with an empty cache."""
-    embedder.encode(texts[:16])  # warm up the model outside both timings
-    started = time.perf_counter()
-    embedder.model.encode(texts, batch_size=32, normalize_embeddings=True, show_progress_bar=False)
-    raw = len(texts) / (time.perf_counter() - started)
+def modes(window: int) -> dict[str, FusionSettings]:
+    return {
+        "BM25 (bm25s)": FusionSettings(mode="lexical", dense_window=window),
+        "dense (MiniLM, faiss)": FusionSettings(mode="dense", feedback_docs=0, dense_window=window),
+        "hybrid (shipped)": FusionSettings(dense_window=window),
+    }
+
+
+def build_path_seconds(embedder: SentenceEmbedder, texts: list[str]) -> float:
+    """Seconds the build's cached embedding path takes on `texts`, starting from an empty cache."""
     with tempfile.TemporaryDirectory() as tmp:
         cache = EmbeddingCache(Path(tmp) / "cache.sqlite")
         started = time.perf_counter()
         embed_with_cache(embedder, texts, cache)
-        ours = len(texts) / (time.perf_counter() - started)
-    return raw, ours
+        return time.perf_counter() - started
+
+
+def throughput(embedder: SentenceEmbedder, chunks: list[Chunk], window: int) -> None:
+    """Print texts per second (raw model.encode vs the build path, on the texts the build embeds)
+    and chunks per second with and without windows, so the windows' cost is visible."""
+    windowed = window or COMPARED_WINDOW
+    windows = [t for c in chunks for t in chunk_windows(c, windowed, piece_fn(embedder))]
+    plain = [c.embedding_text() for c in chunks]
+    built = windows if window else plain
+    embedder.encode(plain[:16])  # warm up the model outside every timing
+    started = time.perf_counter()
+    embedder.model.encode(built, batch_size=32, normalize_embeddings=True, show_progress_bar=False)
+    raw = len(built) / (time.perf_counter() - started)
+    seconds = {0: build_path_seconds(embedder, plain), windowed: build_path_seconds(embedder, windows)}
+    ours = len(built) / seconds[window]
+    print(f"build throughput on {len(built)} texts ({len(chunks)} chunks, dense_window={window}): raw "
+          f"model.encode {raw:.1f}/s, index build path {ours:.1f}/s ({100 * ours / raw:.0f}% of raw)")
+    print(f"build path in chunks per second: {len(chunks) / seconds[0]:.1f}/s without windows, "
+          f"{len(chunks) / seconds[windowed]:.1f}/s with dense_window={windowed} "
+          f"({len(windows) / len(chunks):.2f} windows per chunk)")
 
 
 def latency(samples: list[float]) -> str:
@@ -67,7 +89,7 @@ def pairwise_rows(index: SearchIndex, beir: BeirSet, vectors: np.ndarray, rng: n
     rows: list[np.ndarray] = []
     weights: list[float] = []
     for n, (qid, text) in enumerate(beir.queries.items()):
-        ids, features, blended = index.candidates(text, vectors[n], FusionSettings())
+        ids, features, blended = index.candidates(text, vectors[n], index.manifest.fusion)
         order = np.argsort(-blended, kind="stable")[:depth]
         rel = beir.qrels.get(qid, {})
         labels = np.array([rel.get(index.chunks[int(ids[i])].doc_id, 0) for i in order])
@@ -82,7 +104,7 @@ def pairwise_rows(index: SearchIndex, beir: BeirSet, vectors: np.ndarray, rng: n
     return np.array(rows), np.array(weights)
 
 
-def refit_fusion(embedder: SentenceEmbedder, data_dir: Path, cache_path: Path) -> None:
+def refit_fusion(embedder: SentenceEmbedder, data_dir: Path, cache_path: Path, window: int) -> None:
     """Fit the learned combiner's weights on SciFact train + NFCorpus train and print them."""
     from scipy.optimize import minimize
 
@@ -91,7 +113,7 @@ def refit_fusion(embedder: SentenceEmbedder, data_dir: Path, cache_path: Path) -
     for name in ("scifact", "nfcorpus"):
         beir = load_beir(SHARED / name, "train")
         store = IndexStore(data_dir / name, cache_path)
-        store.build(beir.documents, embedder, built_by="bench")
+        store.build(beir.documents, embedder, FusionSettings(dense_window=window), built_by="bench")
         index = store.load(embedder)
         diffs, weights = pairwise_rows(index, beir, embedder.encode(list(beir.queries.values())), rng)
         parts.append((diffs, weights / weights.sum()))  # each dataset weighs the same in total
@@ -122,7 +144,9 @@ def main() -> int:
                         default=[SHARED / "scifact", SHARED / "nfcorpus"])
     parser.add_argument("--split", default="test")
     parser.add_argument("--data-dir", type=Path, default=Path(".hinge/bench"))
-    parser.add_argument("--throughput-texts", type=int, default=384)
+    parser.add_argument("--throughput-chunks", type=int, default=384)
+    parser.add_argument("--dense-window", type=int, default=FusionSettings().dense_window,
+                        help="word pieces per dense window (0: one vector per chunk)")
     parser.add_argument("--refit-fusion", action="store_true",
                         help="refit the learned combiner's weights on the train splits and print them")
     args = parser.parse_args()
@@ -130,25 +154,27 @@ def main() -> int:
     embedder = SentenceEmbedder()
     cache_path = args.data_dir / "cache" / "embeddings.sqlite"
     if args.refit_fusion:
-        refit_fusion(embedder, args.data_dir, cache_path)
+        refit_fusion(embedder, args.data_dir, cache_path, args.dense_window)
         return 0
     rows: list[str] = []
-    all_chunks_texts: list[str] = []
+    all_chunks: list[Chunk] = []
+    build_settings = FusionSettings(dense_window=args.dense_window)
     for folder in args.folders:
         beir = load_beir(folder, args.split)
         store = IndexStore(args.data_dir / beir.name, cache_path)
-        build = store.build(beir.documents, embedder, built_by="bench")
+        build = store.build(beir.documents, embedder, build_settings, built_by="bench")
         index = store.load(embedder)
         vectors = embedder.encode(list(beir.queries.values()))
         print(f"\n{beir.name}: {len(beir.documents)} documents, {build.chunks} chunks, {len(beir.queries)} "
-              f"{args.split} queries; build {build.seconds:.1f}s ({build.embedded} chunks embedded)")
+              f"{args.split} queries; {index.dense.window_count} dense vectors (dense_window={args.dense_window}); "
+              f"build {build.seconds:.1f}s ({build.embedded} texts embedded)")
         print(f"{'system':24} {'nDCG@10':>8} {'R@100':>7} {'MRR@10':>7} {'p50 ms':>7} {'p95 ms':>7}")
-        for name, settings in MODES.items():
+        for name, settings in modes(args.dense_window).items():
             report = evaluate(index, beir, args.split, settings, query_vectors=vectors)
             print(f"{name:24} {report.ndcg_at_10:8.4f} {report.recall_at_100:7.4f} {report.mrr_at_10:7.4f} "
                   f"{report.p50_ms:7.2f} {report.p95_ms:7.2f}")
             rows.append(f"{beir.name}\t{name}\t{report.ndcg_at_10}")
-        all_chunks_texts += [c.embedding_text() for c in index.chunks]
+        all_chunks += index.chunks
 
     # Search latency over a 10,000-chunk index made of the benchmark chunks (vectors cached).
     from index.documents import load_beir_corpus
@@ -157,7 +183,7 @@ def main() -> int:
     chunks = chunk_documents(docs)[:10_000]
     store = IndexStore(args.data_dir / "10k", cache_path)
     chunk_doc_ids = {c.doc_id for c in chunks}
-    store.build([d for d in docs if d.id in chunk_doc_ids], embedder, built_by="bench")
+    store.build([d for d in docs if d.id in chunk_doc_ids], embedder, build_settings, built_by="bench")
     index = store.load(embedder)
     queries = [q for folder in args.folders for q in load_beir(folder, args.split).queries.values()][:300]
     qvecs = embedder.encode(queries)
@@ -174,10 +200,7 @@ def main() -> int:
     print(f"\nsearch over {len(index)} chunks, {len(queries)} queries, warm: search alone {latency(search_only)}; "
           f"with query embedding {latency(with_embedding)}")
 
-    texts = all_chunks_texts[: args.throughput_texts]
-    raw, ours = throughput(embedder, texts)
-    print(f"build throughput on {len(texts)} chunk texts: raw model.encode {raw:.1f}/s, index build path "
-          f"{ours:.1f}/s ({100 * ours / raw:.0f}% of raw)")
+    throughput(embedder, all_chunks[: args.throughput_chunks], args.dense_window)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak memory (max RSS): {peak_mb:.0f} MB")
     return 0

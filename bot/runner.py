@@ -27,7 +27,8 @@ async def drain_commands(seconds: float) -> None:
 
 def make_engine(settings: Settings) -> Engine:
     fusion = FusionSettings(dense_weight=settings.dense_weight, feedback_docs=settings.feedback_docs,
-                            combiner=settings.combiner, sentence_weight=settings.sentence_weight)
+                            combiner=settings.combiner, sentence_weight=settings.sentence_weight,
+                            dense_window=settings.dense_window)
     return Engine(settings.data_dir, settings.knowledge_dir, SentenceEmbedder(settings.embed_model),
                   fusion=fusion, dense_kind=settings.dense_index)
 

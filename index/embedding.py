@@ -96,6 +96,12 @@ class SentenceEmbedder:
                     raise ModelLoadError(f"cannot load the embedding model from {self._folder}: {exc}") from exc
             return self._model
 
+    def pieces(self, text: str) -> tuple[list[tuple[int, int]], list[int | None]]:
+        """Character offsets and word numbers of the model's word pieces of `text` (no special tokens)."""
+        encoded = self.model.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True,
+                                       verbose=False)
+        return [(int(s), int(e)) for s, e in encoded["offset_mapping"]], list(encoded.word_ids())
+
     def encode(self, texts: Sequence[str], batch_size: int = 16) -> Vectors:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)

@@ -13,7 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from index.fusion import FusionSettings
 
-FORMAT_VERSION = 2
+# 3: dense vectors are windows, with window_chunks.npy mapping each window to its chunk.
+FORMAT_VERSION = 3
 MANIFEST_NAME = "manifest.json"
 
 
@@ -32,6 +33,8 @@ class Manifest(BaseModel):
     dense_kind: str = "flat"
     fusion: FusionSettings = Field(default_factory=FusionSettings)
     chunk_count: int
+    dense_window: int = Field(default=0, description="word pieces per dense window (0: one vector per chunk)")
+    window_count: int = Field(default=0, description="dense vectors stored: one per window of each chunk")
     sentence_count: int = Field(default=0, description="sentences embedded for reranking (0: no reranking)")
     document_count: int
     documents: dict[str, str] = Field(description="document id -> hash of its content")
@@ -39,7 +42,8 @@ class Manifest(BaseModel):
     sources_hash: str
     built_at: datetime
     build_seconds: float
-    embedded: int = Field(description="chunks embedded by this build (the rest came from the cache)")
+    embedded: int = Field(description="texts (windows and sentences) embedded by this build (the rest came "
+                          "from the cache)")
     built_by: str | None = None
     files: dict[str, str] = Field(description="file name -> sha256, to detect damage")
 

@@ -150,7 +150,8 @@ class SearchIndex:
                 # Pseudo-relevance feedback: move the query towards its best fused passages, which
                 # pulls in passages that share their meaning but not the query's words.
                 best = scored.ids[np.argsort(-scored.fused, kind="stable")[:settings.feedback_docs]]
-                query = vector + settings.feedback_weight * self.dense.vectors[best].mean(axis=0)
+                centroid = self.dense.chunk_vectors(best, vector, settings.window_feedback).mean(axis=0)
+                query = vector + settings.feedback_weight * centroid
                 query = (query / max(float(np.linalg.norm(query)), 1e-9)).astype(np.float32)
             dense_ids, dense_top = self.dense.top(query, n)
             if lexical_all is None:

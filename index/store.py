@@ -1,6 +1,6 @@
 """The index on disk: immutable build folders, an atomic pointer to the current one, load checks.
 
-    DATA_DIR/indexes/<build id>/   manifest.json, dense.faiss, vectors.npy, chunks.json,
+    DATA_DIR/indexes/<build id>/   manifest.json, dense.faiss, vectors.npy, window_chunks.npy, chunks.json,
                                    documents.json, lexical/
     DATA_DIR/indexes/CURRENT       the build id in use (replaced atomically)
     DATA_DIR/cache/embeddings.sqlite
@@ -32,6 +32,7 @@ from index.errors import BuildInProgressError, IndexLoadError
 from index.fusion import FusionSettings
 from index.manifest import FORMAT_VERSION, MANIFEST_NAME, Manifest, ModelInfo, file_sha256
 from index.search import SearchIndex, SentenceVectors
+from index.windows import chunk_windows, piece_fn
 
 POINTER = "CURRENT"
 KEEP_BUILDS = 2
@@ -121,18 +122,21 @@ class IndexStore:
             chunks = chunk_documents(documents)
             settings = fusion or FusionSettings()
             sentences = [c.sentence_texts() for c in chunks] if settings.sentence_weight > 0 else []
-            # One embedding pass over passages and their sentences: one progress bar, one cache.
-            texts = [c.embedding_text() for c in chunks] + [t for group in sentences for t in group]
+            windows = [chunk_windows(c, settings.dense_window, piece_fn(embedder)) for c in chunks]
+            window_texts = [t for group in windows for t in group]
+            # One embedding pass over windows and sentences: one progress bar, one cache (keyed by
+            # text, so a window whose text did not change is never embedded again).
+            texts = window_texts + [t for group in sentences for t in group]
             all_vectors, embedded = embed_with_cache(embedder, texts, EmbeddingCache(self.cache_path),
                                                      progress=progress)
-            vectors = all_vectors[: len(chunks)]
+            vectors = all_vectors[: len(window_texts)]
             build_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
             tmp = self.root / f".tmp-{build_id}"
             tmp.mkdir(parents=True)
             try:
-                DenseIndex.build(vectors, dense_kind).save(tmp)
+                DenseIndex.build(vectors, dense_kind, np.array([len(g) for g in windows], dtype=np.int64)).save(tmp)
                 if sentences:
-                    np.save(tmp / "sentence_vectors.npy", all_vectors[len(chunks):])
+                    np.save(tmp / "sentence_vectors.npy", all_vectors[len(window_texts):])
                     np.save(tmp / "sentence_counts.npy", np.array([len(g) for g in sentences], dtype=np.int32))
                 LexicalIndex.build([c.text if c.text.startswith(c.title) else f"{c.title}\n{c.text}"
                                     for c in chunks]).save(tmp / "lexical")
@@ -146,7 +150,8 @@ class IndexStore:
                 manifest = Manifest(
                     model=ModelInfo(id=embedder.model_id, dimension=int(vectors.shape[1])),
                     dense_kind=dense_kind, fusion=settings,
-                    chunk_count=len(chunks), sentence_count=len(texts) - len(chunks),
+                    chunk_count=len(chunks), dense_window=settings.dense_window, window_count=len(window_texts),
+                    sentence_count=len(texts) - len(window_texts),
                     document_count=len(documents), documents=hashes, kinds=kinds,
                     sources_hash=hashlib.sha256("".join(sorted(hashes.values())).encode()).hexdigest()[:16],
                     built_at=datetime.now(UTC), build_seconds=round(seconds, 3), embedded=embedded,
@@ -217,6 +222,11 @@ def load_folder(folder: Path, embedder: Embedder, fusion: FusionSettings | None 
     if manifest.model.id != embedder.model_id:
         raise IndexLoadError(f"the index was built with {manifest.model.id!r} but the configured model is "
                              f"{embedder.model_id!r}")
+    if fusion is not None and fusion.dense_window != manifest.dense_window:
+        # The windows are fixed at build time: searching with other settings would silently
+        # ignore the configured window, so ask for a rebuild instead.
+        raise IndexLoadError(f"the index in {folder} has dense windows of {manifest.dense_window} word pieces "
+                             f"but the settings ask for {fusion.dense_window}")
     if verify:
         for name, expected in manifest.files.items():
             path = folder / name
@@ -233,7 +243,8 @@ def load_folder(folder: Path, embedder: Embedder, fusion: FusionSettings | None 
                                         np.load(folder / "sentence_counts.npy"))
     except (OSError, ValidationError, RuntimeError, ValueError) as exc:
         raise IndexLoadError(f"the index in {folder} cannot be read: {exc}") from exc
-    if dense.size != manifest.chunk_count or len(chunks) != manifest.chunk_count or (
+    if dense.size != manifest.chunk_count or dense.window_count != manifest.window_count or \
+            len(chunks) != manifest.chunk_count or (
             sentences is not None and len(sentences.counts) != manifest.chunk_count):
         raise IndexLoadError(f"the index in {folder} is inconsistent: chunk counts differ")
     return SearchIndex(manifest, documents, chunks, dense, lexical, embedder, fusion, sentences)
