@@ -101,7 +101,6 @@ def ranks(ids: Ids) -> dict[int, int]:
     return {int(i): n + 1 for n, i in enumerate(ids)}
 
 
-
 # The per-candidate features of the learned combiner, in the order of LEARNED_WEIGHTS.
 LEARNED_FEATURES = (
     "dense_z",        # feedback-query cosine, z-normalised over the pool
@@ -152,7 +151,7 @@ def sibling_best(blended: Floats, docs: npt.NDArray[np.int64]) -> Floats:
 
 def rank_feature(ids: Ids, top: Ids) -> Floats:
     """60 / (60 + rank) of each id in the `top` list, 0 for ids outside it (the RRF shape)."""
-    position = {int(t): n + 1 for n, t in enumerate(top)}
+    position = ranks(top)
     return np.array([60.0 / (60.0 + position[int(i)]) if int(i) in position else 0.0 for i in ids],
                     dtype=np.float32)
 
