@@ -1,4 +1,5 @@
-"""Lexical search: BM25 (bm25s) over stemmed, stopword-free tokens of the same chunks."""
+"""Lexical search: BM25 (bm25s) over stemmed, stopword-free tokens of the same chunks, and the
+adjacent word pairs of those tokens (index/phrases.py)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ import numpy as np
 import numpy.typing as npt
 import Stemmer
 from bm25s.stopwords import STOPWORDS_EN
+
+from index.phrases import PhraseIndex
 
 _TOKEN = re.compile(r"(?u)\b\w\w+\b")
 _STOPWORDS = frozenset(STOPWORDS_EN)
@@ -37,19 +40,21 @@ class LexicalIndex:
     K1 = 1.2
     B = 0.75
 
-    def __init__(self, model: bm25s.BM25) -> None:
+    def __init__(self, model: bm25s.BM25, phrases: PhraseIndex) -> None:
         self._model = model
+        self._phrases = phrases
         self._local = threading.local()
         self._vocab: dict[str, int] = model.vocab_dict
 
     @classmethod
     def build(cls, texts: Sequence[str]) -> LexicalIndex:
         tokenize = Tokenizer()
+        tokens = [tokenize(t) for t in texts]
         # bm25s needs at least one token per document to keep ids aligned with chunks.
-        corpus = [tokenize(t) or ["__empty__"] for t in texts]
+        corpus = [t or ["__empty__"] for t in tokens]
         model = bm25s.BM25(k1=cls.K1, b=cls.B, method="lucene")
         model.index(corpus, show_progress=False)
-        return cls(model)
+        return cls(model, PhraseIndex.build(tokens))
 
     @property
     def vocabulary(self) -> dict[str, int]:
@@ -98,10 +103,15 @@ class LexicalIndex:
             total += idf
         return (out / total).astype(np.float32) if total > 0 else out
 
+    def pair_coverage(self, text: str, ids: npt.NDArray[np.int64]) -> Scores:
+        """For each chunk in `ids`, the idf-weighted share of the query's adjacent word pairs it holds."""
+        return self._phrases.coverage(self.tokenize(text), ids)
+
     def save(self, folder: Path) -> None:
         self._model.save(str(folder), show_progress=False)
+        self._phrases.save(folder)
 
     @classmethod
     def load(cls, folder: Path) -> LexicalIndex:
         logging.getLogger("bm25s").setLevel(logging.WARNING)
-        return cls(bm25s.BM25.load(str(folder), show_progress=False, mmap=False))
+        return cls(bm25s.BM25.load(str(folder), show_progress=False, mmap=False), PhraseIndex.load(folder))

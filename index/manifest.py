@@ -14,7 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from index.fusion import FusionSettings
 
 # 3: dense vectors are windows, with window_chunks.npy mapping each window to its chunk.
-FORMAT_VERSION = 3
+# 4: lexical/pairs.npz holds the word-pair index; learned-combiner indexes hold sentence vectors.
+FORMAT_VERSION = 4
 MANIFEST_NAME = "manifest.json"
 
 
@@ -35,7 +36,8 @@ class Manifest(BaseModel):
     chunk_count: int
     dense_window: int = Field(default=0, description="word pieces per dense window (0: one vector per chunk)")
     window_count: int = Field(default=0, description="dense vectors stored: one per window of each chunk")
-    sentence_count: int = Field(default=0, description="sentences embedded for reranking (0: no reranking)")
+    sentence_count: int = Field(default=0, description="sentences embedded, for the learned combiner's sentence "
+                                "feature and the reranker (0: none)")
     document_count: int
     documents: dict[str, str] = Field(description="document id -> hash of its content")
     kinds: dict[str, int] = Field(default_factory=dict, description="documents per kind")

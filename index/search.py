@@ -17,6 +17,7 @@ from index.embedding import Embedder, Vectors
 from index.errors import IndexLoadError
 from index.fusion import Floats, FusionSettings, Ids, candidate_features, fuse, learned_scores, ranks, top_ids, zscore
 from index.manifest import Manifest
+from index.windows import window_starts
 
 if TYPE_CHECKING:
     from index.dense import DenseIndex
@@ -54,9 +55,10 @@ class SentenceVectors:
 
     def best_match(self, ids: Ids, query: Vectors) -> Floats:
         """For each passage in `ids`, the similarity of its sentence closest to the query."""
-        rows = np.concatenate([np.arange(self.starts[i], self.starts[i] + self.counts[i]) for i in ids])
+        lengths = self.counts[ids].astype(np.int64)
+        offsets = window_starts(lengths)
+        rows = np.repeat(self.starts[ids] - offsets, lengths) + np.arange(int(lengths.sum()))
         sims = self.vectors[rows] @ query
-        offsets = np.concatenate([[0], np.cumsum(self.counts[ids])[:-1]]).astype(np.int64)
         return np.maximum.reduceat(sims, offsets).astype(np.float32)
 
 
@@ -169,9 +171,12 @@ class SearchIndex:
         if lexical_all is None or settings.combiner != "learned":
             return _Scored(scored.ids, scored.fused, plain, scored.lexical, scored.dense_rank,
                            scored.lexical_rank), None
+        sentence = self.sentences.best_match(scored.ids, vector) if self.sentences is not None else \
+            np.zeros(len(scored.ids), dtype=np.float32)
         features = candidate_features(scored.ids, scored.dense, scored.lexical, plain, dense_ids, lexical_ids,
                                       self.lexical.coverage(text, scored.ids), self.first_chunks[scored.ids],
-                                      self.chunk_docs[scored.ids], scored.fused)
+                                      self.chunk_docs[scored.ids], scored.fused, sentence,
+                                      self.lexical.pair_coverage(text, scored.ids))
         return _Scored(scored.ids, scored.fused, plain, scored.lexical, scored.dense_rank,
                        scored.lexical_rank), features
 

@@ -121,7 +121,7 @@ class IndexStore:
             previous = self._previous_documents()
             chunks = chunk_documents(documents)
             settings = fusion or FusionSettings()
-            sentences = [c.sentence_texts() for c in chunks] if settings.sentence_weight > 0 else []
+            sentences = [c.sentence_texts() for c in chunks] if settings.needs_sentences else []
             windows = [chunk_windows(c, settings.dense_window, piece_fn(embedder)) for c in chunks]
             window_texts = [t for group in windows for t in group]
             # One embedding pass over windows and sentences: one progress bar, one cache (keyed by
@@ -227,6 +227,9 @@ def load_folder(folder: Path, embedder: Embedder, fusion: FusionSettings | None 
         # ignore the configured window, so ask for a rebuild instead.
         raise IndexLoadError(f"the index in {folder} has dense windows of {manifest.dense_window} word pieces "
                              f"but the settings ask for {fusion.dense_window}")
+    if fusion is not None and fusion.needs_sentences and not manifest.sentence_count:
+        raise IndexLoadError(f"the index in {folder} was built without sentence vectors, which the settings "
+                             f"need (combiner {fusion.combiner!r}, sentence_weight {fusion.sentence_weight})")
     if verify:
         for name, expected in manifest.files.items():
             path = folder / name

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from index.fusion import combine, fuse, ranks, top_ids, zscore
@@ -78,11 +80,14 @@ def test_candidate_features_and_learned_scores() -> None:
     blended = combine(dense, dense, lexical, lexical, 0.5)
     features = candidate_features(ids, dense, lexical, dense, np.array([0, 1], dtype=np.int64),
                                   np.array([2, 1], dtype=np.int64), np.array([0.0, 0.5, 1.0], dtype=np.float32),
-                                  np.array([True, False, True]), np.array([0, 0, 1], dtype=np.int64), blended)
+                                  np.array([True, False, True]), np.array([0, 0, 1], dtype=np.int64), blended,
+                                  np.array([0.2, 0.8, 0.5], dtype=np.float32),
+                                  np.array([0.0, 1.0, 0.5], dtype=np.float32))
     assert features.shape == (3, len(LEARNED_FEATURES)) == (3, len(LEARNED_WEIGHTS))
     assert np.allclose(features[:, 0], zscore(dense, dense)) and np.allclose(features[:, 1], zscore(lexical, lexical))
     assert features[:, 8].tolist() == [0.0, 1.0, 0.0]  # only chunk 1 is in both top lists
     assert features[:, 6].tolist() == [1.0, 0.0, 1.0]
+    assert np.argmax(features[:, 9]) == 1 and features[:, 10].tolist() == [0.0, 1.0, 0.5]
     # With only the two z-score weights the learned combiner is the plain blend.
     weights = np.zeros(len(LEARNED_FEATURES), dtype=np.float32)
     weights[:2] = 0.5
@@ -98,3 +103,28 @@ def test_lexical_coverage_weights_the_query_terms_a_chunk_contains_by_idf() -> N
     assert np.isclose(cover[0], 1.0) and cover[3] == 0.0
     assert np.isclose(cover[1] + cover[2], 1.0)  # each holds one of the two (equally rare) terms
     assert np.all(lexical.coverage("unrelated words", np.array([0, 1], dtype=np.int64)) == 0)
+
+
+def test_word_pairs_credit_query_terms_that_stand_next_to_each_other() -> None:
+    from index.lexical import LexicalIndex
+
+    lexical = LexicalIndex.build(["hip hinge under load", "hinge the hip under load",
+                                  "hinge at the waist, not the hip", "tire pressure"])
+    pairs = lexical.pair_coverage("Hip hinge drills", np.array([0, 1, 2, 3], dtype=np.int64))
+    # Only the first passage says "hip hinge" (the stopword-free, stemmed pair) as the query does.
+    assert pairs.tolist() == [1.0, 0.0, 0.0, 0.0]
+    both = lexical.pair_coverage("hip hinge under load", np.array([0, 1], dtype=np.int64))
+    assert both[0] == 1.0 and 0.0 < both[1] < 1.0  # "under load" only, of three pairs
+    assert lexical.pair_coverage("pressure tire", np.array([3], dtype=np.int64)).tolist() == [0.0]
+    assert lexical.pair_coverage("single", np.array([0], dtype=np.int64)).tolist() == [0.0]
+
+
+def test_word_pairs_survive_save_and_load(tmp_path: Path) -> None:
+    from index.lexical import LexicalIndex
+
+    built = LexicalIndex.build(["attack position elbows up", "elbows up in the attack position", ""])
+    built.save(tmp_path)
+    loaded = LexicalIndex.load(tmp_path)
+    ids = np.array([0, 1, 2], dtype=np.int64)
+    assert loaded.pair_coverage("attack position", ids).tolist() == built.pair_coverage("attack position", ids).tolist()
+    assert loaded.pair_coverage("attack position", ids).tolist() == [1.0, 1.0, 0.0]

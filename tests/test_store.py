@@ -10,6 +10,7 @@ import pytest
 from index.documents import load_library
 from index.engine import Engine
 from index.errors import BuildInProgressError, IndexLoadError, LibraryError
+from index.fusion import FusionSettings
 from index.store import IndexStore
 from tests.helpers import HashingEmbedder, small_library, write_doc
 
@@ -19,8 +20,9 @@ def library(tmp_path: Path) -> Path:
     return small_library(tmp_path / "knowledge")
 
 
-def build(store: IndexStore, library: Path, embedder: HashingEmbedder):  # type: ignore[no-untyped-def]
-    return store.build(load_library(library).documents, embedder)
+def build(store: IndexStore, library: Path, embedder: HashingEmbedder,  # type: ignore[no-untyped-def]
+          fusion: FusionSettings | None = None):
+    return store.build(load_library(library).documents, embedder, fusion=fusion)
 
 
 def test_build_then_load_and_search(tmp_path: Path, library: Path) -> None:
@@ -42,15 +44,17 @@ def test_a_second_build_embeds_nothing_and_a_change_embeds_only_that_document(tm
                                                                                library: Path) -> None:
     embedder = HashingEmbedder()
     store = IndexStore(tmp_path / "data")
-    first = build(store, library, embedder)
-    assert first.embedded == first.chunks  # sentences are embedded only when reranking by them
-    second = build(store, library, embedder)
+    # The plain blend needs no sentence vectors, so each chunk is one embedded text.
+    linear = FusionSettings(combiner="linear")
+    first = build(store, library, embedder, linear)
+    assert first.embedded == first.chunks
+    second = build(store, library, embedder, linear)
     assert second.embedded == 0
     assert (second.added, second.changed, second.removed) == ([], [], [])
     write_doc(library, "related", "tire-care", "## Tubes\nA brand new paragraph about rim locks and tubes.")
     (library / "drills" / "kettlebell-swing.md").unlink()
     write_doc(library, "related", "new-one", "A new document about the whoops section and standing.")
-    third = build(store, library, embedder)
+    third = build(store, library, embedder, linear)
     assert third.embedded == 2  # one passage in each of the two new texts
     assert (third.added, third.changed, third.removed) == (["new-one"], ["tire-care"], ["kettlebell-swing"])
 
@@ -160,5 +164,19 @@ def test_an_hnsw_index_and_the_sentence_reranker_work_end_to_end(tmp_path: Path,
     hits = index.search("tire pressure before every ride", k=5)
     assert hits[0].chunk.doc_id == "tire-care"
     assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
-    plain = store.build(load_library(library).documents, HashingEmbedder(), fusion=FusionSettings(sentence_weight=0))
+    plain = store.build(load_library(library).documents, HashingEmbedder(),
+                        fusion=FusionSettings(sentence_weight=0, combiner="linear"))
     assert store.load(HashingEmbedder()).sentences is None and plain.embedded == 0
+
+
+def test_the_learned_combiner_needs_sentence_vectors_and_says_so_when_they_are_missing(tmp_path: Path,
+                                                                                       library: Path) -> None:
+    store = IndexStore(tmp_path / "data")
+    report = build(store, library, HashingEmbedder())  # the defaults: the learned combiner
+    index = store.load(HashingEmbedder())
+    assert index.sentences is not None and index.manifest.sentence_count >= report.chunks
+    assert index.search("what tire pressure in sand", k=1)[0].chunk.doc_id == "tire-care"
+    build(store, library, HashingEmbedder(), FusionSettings(combiner="linear"))
+    with pytest.raises(IndexLoadError, match="without sentence vectors"):
+        store.load(HashingEmbedder(), fusion=FusionSettings(combiner="learned"))
+    assert store.load(HashingEmbedder(), fusion=FusionSettings(combiner="linear")).sentences is None
