@@ -12,7 +12,7 @@ import faiss
 import numpy as np
 import numpy.typing as npt
 
-from index.windows import max_per_chunk, window_starts
+from index.windows import group_rows, max_per_chunk, window_starts
 
 Vectors = npt.NDArray[np.float32]
 Ids = npt.NDArray[np.int64]
@@ -85,9 +85,7 @@ class DenseIndex:
 
     def _rows(self, ids: Ids) -> tuple[Ids, Ids]:
         """The window rows of the chunks in `ids` (chunk after chunk) and each chunk's window count."""
-        lengths = self.counts[ids]
-        offsets = np.repeat(self.starts[ids] - window_starts(lengths), lengths)
-        return offsets + np.arange(int(lengths.sum()), dtype=np.int64), lengths
+        return group_rows(self.starts, self.counts, ids)
 
     def scores_for(self, query: Vectors, ids: Ids) -> Vectors:
         """The cosine of each chunk in `ids`: its best window's."""

@@ -15,7 +15,7 @@ import numpy.typing as npt
 import Stemmer
 from bm25s.stopwords import STOPWORDS_EN
 
-from index.phrases import PhraseIndex
+from index.phrases import PhraseIndex, idf_share
 
 _TOKEN = re.compile(r"(?u)\b\w\w+\b")
 _STOPWORDS = frozenset(STOPWORDS_EN)
@@ -87,21 +87,10 @@ class LexicalIndex:
         speaks to at all, which the learned combiner weighs separately.
         """
         terms = sorted({self._vocab[t] for t in self.tokenize(text) if t in self._vocab})
-        out = np.zeros(len(ids), dtype=np.float32)
-        if not terms:
-            return out
         # bm25s keeps one sparse column per term: indices[indptr[t]:indptr[t + 1]] are its chunks.
         indptr = self._model.scores["indptr"]
         indices = self._model.scores["indices"]
-        n = self.size
-        total = 0.0
-        for t in terms:
-            docs = indices[indptr[t]:indptr[t + 1]]
-            df = len(docs)
-            idf = float(np.log(1.0 + (n - df + 0.5) / (df + 0.5)))
-            out += idf * np.isin(ids, docs)
-            total += idf
-        return (out / total).astype(np.float32) if total > 0 else out
+        return idf_share(ids, (indices[indptr[t]:indptr[t + 1]] for t in terms), self.size)
 
     def pair_coverage(self, text: str, ids: npt.NDArray[np.int64]) -> Scores:
         """For each chunk in `ids`, the idf-weighted share of the query's adjacent word pairs it holds."""

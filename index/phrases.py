@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import itertools
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +21,19 @@ import numpy.typing as npt
 FILE_NAME = "pairs.npz"
 
 Scores = npt.NDArray[np.float32]
+
+
+def idf_share(ids: npt.NDArray[np.int64], holders: Iterable[npt.NDArray[np.integer]], size: int) -> Scores:
+    """For each chunk in `ids`, the idf-weighted share of the query's units (terms or word pairs)
+    it holds, given for each unit the chunks that hold it, out of `size` chunks."""
+    out = np.zeros(len(ids), dtype=np.float32)
+    total = 0.0
+    for chunks in holders:
+        df = len(chunks)
+        idf = float(np.log(1.0 + (size - df + 0.5) / (df + 0.5)))
+        out += idf * np.isin(ids, chunks)
+        total += idf
+    return (out / total).astype(np.float32) if total > 0 else out
 
 
 def pair_keys(terms: Sequence[str]) -> list[int]:
@@ -57,19 +70,12 @@ class PhraseIndex:
         Pairs no chunk holds are left out, so a query is measured against the pairs the library
         could match at all; a query with none scores 0 everywhere.
         """
-        out = np.zeros(len(ids), dtype=np.float32)
+        if not len(self._keys):
+            return np.zeros(len(ids), dtype=np.float32)
         keys = np.array(pair_keys(terms), dtype=np.uint32)
-        at = np.searchsorted(self._keys, keys)
-        found = at[(at < len(self._keys)) & (self._keys[np.minimum(at, len(self._keys) - 1)] == keys)] \
-            if len(self._keys) else at[:0]
-        total = 0.0
-        for k in found:
-            holders = self._chunks[self._starts[k]:self._starts[k + 1]]
-            df = len(holders)
-            idf = float(np.log(1.0 + (self._size - df + 0.5) / (df + 0.5)))
-            out += idf * np.isin(ids, holders)
-            total += idf
-        return (out / total).astype(np.float32) if total > 0 else out
+        at = np.minimum(np.searchsorted(self._keys, keys), len(self._keys) - 1)
+        found = at[self._keys[at] == keys]
+        return idf_share(ids, (self._chunks[self._starts[k]:self._starts[k + 1]] for k in found), self._size)
 
     def save(self, folder: Path) -> None:
         np.savez(folder / FILE_NAME, keys=self._keys, starts=self._starts, chunks=self._chunks,

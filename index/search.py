@@ -17,7 +17,7 @@ from index.embedding import Embedder, Vectors
 from index.errors import IndexLoadError
 from index.fusion import Floats, FusionSettings, Ids, candidate_features, fuse, learned_scores, ranks, top_ids, zscore
 from index.manifest import Manifest
-from index.windows import window_starts
+from index.windows import group_rows, max_per_chunk, window_starts
 
 if TYPE_CHECKING:
     from index.dense import DenseIndex
@@ -46,22 +46,20 @@ class _Scored:
 
 
 class SentenceVectors:
-    """The embedded sentences of every passage, in passage order, for the reranking step."""
+    """The embedded sentences of every passage, in passage order: the learned combiner's sentence
+    feature and the reranking step score passages by their closest sentence."""
 
     def __init__(self, vectors: Vectors, counts: npt.NDArray[np.int32]) -> None:
         self.vectors = vectors
-        self.counts = counts
-        self.starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+        self.counts = counts.astype(np.int64)
+        self.starts = window_starts(self.counts)
 
     def best_match(self, ids: Ids, query: Vectors) -> Floats:
         """For each passage in `ids`, the similarity of its sentence closest to the query."""
-        lengths = self.counts[ids].astype(np.int64)
-        offsets = window_starts(lengths)
-        rows = np.repeat(self.starts[ids] - offsets, lengths) + np.arange(int(lengths.sum()))
+        rows, lengths = group_rows(self.starts, self.counts, ids)
         # einsum, not a BLAS product: a threaded BLAS call here leaves spinning threads that slow the
         # next query embedding (torch) about twofold on 2 cores.
-        sims = np.einsum("ij,j->i", self.vectors[rows], query)
-        return np.maximum.reduceat(sims, offsets).astype(np.float32)
+        return max_per_chunk(np.einsum("ij,j->i", self.vectors[rows], query), lengths)
 
 
 class SearchIndex:

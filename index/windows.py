@@ -85,6 +85,15 @@ def window_starts(counts: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
     return np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
 
 
+def group_rows(starts: npt.NDArray[np.int64], counts: npt.NDArray[np.int64],
+               ids: npt.NDArray[np.int64]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """The rows of the chunks in `ids` (chunk after chunk) and each one's row count, for vectors laid
+    out chunk after chunk, chunk i owning rows starts[i] to starts[i] + counts[i]."""
+    lengths = counts[ids].astype(np.int64)
+    offsets = np.repeat(starts[ids] - window_starts(lengths), lengths)
+    return offsets + np.arange(int(lengths.sum()), dtype=np.int64), lengths
+
+
 def max_per_chunk(sims: npt.NDArray[np.float32], counts: npt.NDArray[np.int64]) -> npt.NDArray[np.float32]:
     """Each chunk's best window score, from the scores of its windows laid out chunk after chunk."""
     return np.maximum.reduceat(sims, window_starts(counts)).astype(np.float32)
