@@ -51,10 +51,30 @@ def member(member_user: dict[str, Any], role_ids: list[int], permissions: int | 
     return data
 
 
-def text_channel(channel_id: int, guild_id: int, name: str) -> dict[str, Any]:
-    return {"id": str(channel_id), "type": 0, "guild_id": str(guild_id), "name": name, "position": 0,
+def text_channel(channel_id: int, guild_id: int, name: str, position: int = 0) -> dict[str, Any]:
+    return {"id": str(channel_id), "type": 0, "guild_id": str(guild_id), "name": name, "position": position,
             "permission_overwrites": [], "nsfw": False, "topic": "Ask the coach", "parent_id": None,
             "rate_limit_per_user": 0, "last_message_id": None, "flags": 0}
+
+
+def thread_channel(thread_id: int, guild_id: int, parent_id: int, owner_id: int, name: str, kind: int = 11,
+                   auto_archive_duration: int = 1440, rate_limit_per_user: int = 0,
+                   invitable: bool = True) -> dict[str, Any]:
+    """A thread (11 public, 12 private) as POST .../threads answers and THREAD_CREATE carries it."""
+    now = iso_now()
+    metadata: dict[str, Any] = {"archived": False, "auto_archive_duration": auto_archive_duration,
+                                "archive_timestamp": now, "locked": False, "create_timestamp": now}
+    if kind == 12:
+        metadata["invitable"] = invitable
+    return {"id": str(thread_id), "type": kind, "guild_id": str(guild_id), "parent_id": str(parent_id),
+            "owner_id": str(owner_id), "name": name, "last_message_id": None,
+            "rate_limit_per_user": rate_limit_per_user, "message_count": 0, "member_count": 1,
+            "total_message_sent": 0, "flags": 0, "applied_tags": [], "thread_metadata": metadata,
+            "member": {"id": str(thread_id), "user_id": str(owner_id), "join_timestamp": now, "flags": 0}}
+
+
+def dm_channel(channel_id: int, recipient: dict[str, Any]) -> dict[str, Any]:
+    return {"id": str(channel_id), "type": 1, "last_message_id": None, "flags": 0, "recipients": [recipient]}
 
 
 class Guild:
@@ -66,6 +86,18 @@ class Guild:
         self.name = name
         self.admin_role_id = guild_id + 1
         self.channel_id = guild_id + 2
+        self.channels: list[dict[str, Any]] = [text_channel(self.channel_id, guild_id, "coaching")]
+        self.roles: list[dict[str, Any]] = [role(guild_id, "@everyone", MEMBER_PERMISSIONS, 0),
+                                            role(self.admin_role_id, "Coach Admin", ADMIN_PERMISSIONS, 1)]
+        self.threads: list[dict[str, Any]] = []
+
+    def permissions(self, role_ids: list[int]) -> int:
+        """The permissions a member with these roles has (guild-wide; no channel overwrites)."""
+        total = 0
+        for r in self.roles:
+            if int(r["id"]) == self.id or int(r["id"]) in role_ids:
+                total |= int(r["permissions"])
+        return total
 
     def payload(self, bot_user: dict[str, Any]) -> dict[str, Any]:
         return {
@@ -77,27 +109,29 @@ class Guild:
             "description": None, "banner": None, "premium_tier": 0, "premium_subscription_count": 0,
             "preferred_locale": "en-US", "public_updates_channel_id": None, "nsfw_level": 0,
             "premium_progress_bar_enabled": False, "safety_alerts_channel_id": None, "emojis": [], "stickers": [],
-            "roles": [role(self.id, "@everyone", MEMBER_PERMISSIONS, 0),
-                      role(self.admin_role_id, "Coach Admin", ADMIN_PERMISSIONS, 1)],
+            "roles": list(self.roles),
             "joined_at": "2024-03-01T10:00:00.000000+00:00", "large": False, "unavailable": False,
-            "member_count": 3, "voice_states": [], "presences": [], "threads": [], "stage_instances": [],
+            "member_count": 3, "voice_states": [], "presences": [], "threads": list(self.threads),
+            "stage_instances": [],
             "guild_scheduled_events": [], "soundboard_sounds": [], "lazy": True,
             "members": [member(bot_user, [])],
-            "channels": [text_channel(self.channel_id, self.id, "coaching")],
+            "channels": list(self.channels),
         }
 
 
 def message(message_id: int, channel_id: int, author: dict[str, Any], body: dict[str, Any],
-            application_id: int, guild_id: int | None) -> dict[str, Any]:
-    """A message as Discord returns it for an interaction response or a webhook follow-up."""
+            application_id: int | None, guild_id: int | None, kind: int = 20) -> dict[str, Any]:
+    """A message as Discord returns it: an interaction response or a webhook follow-up (type 20,
+    with webhook and application ids), or a plain channel message (type 0, or 19 for a reply)."""
     data: dict[str, Any] = {
-        "id": str(message_id), "type": 20, "channel_id": str(channel_id), "author": author,
+        "id": str(message_id), "type": kind, "channel_id": str(channel_id), "author": author,
         "content": body.get("content") or "", "timestamp": iso_now(), "edited_timestamp": None, "tts": False,
         "mention_everyone": False, "mentions": [], "mention_roles": [], "mention_channels": [], "attachments": [],
         "embeds": body.get("embeds") or [], "components": body.get("components") or [], "pinned": False,
-        "flags": int(body.get("flags") or 0), "webhook_id": str(application_id),
-        "application_id": str(application_id),
+        "flags": int(body.get("flags") or 0),
     }
+    if application_id is not None:
+        data["webhook_id"] = data["application_id"] = str(application_id)
     if guild_id is not None:
         data["guild_id"] = str(guild_id)
     return data

@@ -21,13 +21,16 @@ from typing import Any, TypeVar
 from aiohttp import WSMsgType, web
 
 from tests.fake_discord import payloads as p
+from tests.fake_discord.channels import ApiError as _ApiError
+from tests.fake_discord.channels import ChannelsMixin, read_multipart
+from tests.fake_discord.components import MODAL_SUBMIT, ComponentsMixin
 
 T = TypeVar("T")
 
 # Gateway opcodes.
 DISPATCH, HEARTBEAT, IDENTIFY, RESUME, RECONNECT, INVALID_SESSION, HELLO, HEARTBEAT_ACK = 0, 1, 2, 6, 7, 9, 10, 11
 # Interaction callback types.
-PONG, MESSAGE, DEFERRED_MESSAGE, DEFERRED_UPDATE, UPDATE_MESSAGE, AUTOCOMPLETE = 1, 4, 5, 6, 7, 8
+PONG, MESSAGE, DEFERRED_MESSAGE, DEFERRED_UPDATE, UPDATE_MESSAGE, AUTOCOMPLETE, MODAL = 1, 4, 5, 6, 7, 8, 9
 EPHEMERAL = 1 << 6
 OPTION_TYPES = {3: str, 4: int, 5: bool, 10: float}
 
@@ -63,6 +66,7 @@ class Fault:
     delay: float = 0.0
     is_global: bool = False
     hits: int = 0
+    code: int | None = None  # Discord's JSON error code (403 defaults to 50013 Missing Permissions)
 
 
 @dataclass
@@ -79,7 +83,7 @@ class Sent:
 class Interaction:
     id: int
     token: str
-    name: str
+    name: str  # the command, or the custom_id of the clicked component / submitted modal
     options: dict[str, Any]
     user_id: int
     guild_id: int | None
@@ -91,6 +95,10 @@ class Interaction:
     messages: dict[int, dict[str, Any]] = field(default_factory=dict)
     sent: list[Sent] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    kind: int = 2  # 2 slash command, 3 component, 4 autocomplete, 5 modal submit
+    channel_id: int | None = None
+    message_id: int | None = None  # the message whose component was clicked
+    modal: dict[str, Any] | None = None  # what a MODAL (9) callback showed: custom_id, title, components
 
     @property
     def ack_latency(self) -> float | None:
@@ -123,6 +131,7 @@ class Session:
     def __init__(self, session_id: str) -> None:
         self.id = session_id
         self.seq = 0
+        self.intents = -1  # from IDENTIFY; gates MESSAGE_CREATE and message content like Discord does
         self.events: list[tuple[int, dict[str, Any]]] = []  # (seq, frame), for RESUME replays
         self.connection: Connection | None = None
 
@@ -161,7 +170,7 @@ class Connection:
                 await self.ws.send_bytes(data)
 
 
-class FakeDiscord:
+class FakeDiscord(ChannelsMixin, ComponentsMixin):
     API = "/api/v10"
 
     def __init__(self, token: str, guild_ids: Iterable[int] = (), heartbeat_interval_ms: int = 41250,
@@ -189,6 +198,7 @@ class FakeDiscord:
         self._thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None
         self._current: Session | None = None
+        self._init_channels()
 
     # -- life cycle ------------------------------------------------------------------------------
     def start(self) -> FakeDiscord:
@@ -331,6 +341,7 @@ class FakeDiscord:
                 await conn.ws.close(code=4004, message=b"Authentication failed.")
                 return
             session = Session(secrets.token_hex(16))
+            session.intents = int(data.get("intents") or 0)
             self.sessions[session.id] = session
             self._current = session
             await self._attach(conn, session)
@@ -425,10 +436,10 @@ class FakeDiscord:
         return number
 
     def fail(self, method: str, path: str, status: int | None = 429, times: int = 1, retry_after: float = 0.5,
-             delay: float = 0.0, is_global: bool = False) -> Fault:
+             delay: float = 0.0, is_global: bool = False, code: int | None = None) -> Fault:
         """Answer the next `times` calls to METHOD /api/v10<path regex> with `status` (None: normally)
-        after `delay` seconds."""
-        fault = Fault(method.upper(), re.compile(path), status, times, retry_after, delay, is_global)
+        after `delay` seconds; `code`: Discord's JSON error code (403: 50013 Missing Permissions)."""
+        fault = Fault(method.upper(), re.compile(path), status, times, retry_after, delay, is_global, code=code)
         with self._cond:
             self.faults.append(fault)
         return fault
@@ -449,7 +460,7 @@ class FakeDiscord:
             try:
                 response = await self._route(request.method, path, body)
             except _ApiError as exc:
-                response = self._error(exc.status, exc.code, exc.message)
+                response = self._error(exc.status, exc.code, exc.message, exc.errors)
         with self._cond:
             self.rest.append(RestCall(request.method, path, dict(request.query), body, response.status,
                                       time.monotonic(), request.headers.get("Authorization")))
@@ -462,13 +473,7 @@ class FakeDiscord:
         if request.content_type == "application/json":
             return await request.json()
         if request.content_type.startswith("multipart/"):
-            parts: dict[str, Any] = {}
-            reader = await request.multipart()
-            async for part in reader:
-                name = getattr(part, "name", None) or "?"
-                raw = await part.read()  # type: ignore[union-attr]
-                parts[name] = json.loads(raw) if name == "payload_json" else len(raw)
-            return parts.get("payload_json", parts)
+            return await read_multipart(request)  # payload_json, files under "_files"
         return await request.text()
 
     def _take_fault(self, method: str, path: str) -> Fault | None:
@@ -493,11 +498,16 @@ class FakeDiscord:
                                       "global": fault.is_global, "code": 0 if not fault.is_global else 40062},
                                      status=429, headers=headers)
         status = fault.status or 500
-        return self._error(status, 0, f"{status}: injected fault on {path}")
+        if status == 403 and fault.code in (None, 50013):
+            return self._error(403, 50013, "Missing Permissions")
+        return self._error(status, fault.code or 0, f"{status}: injected fault on {path}")
 
     @staticmethod
-    def _error(status: int, code: int, message: str) -> web.Response:
-        return _json({"message": message, "code": code}, status=status, headers=_RATE_HEADERS)
+    def _error(status: int, code: int, message: str, errors: dict[str, Any] | None = None) -> web.Response:
+        data: dict[str, Any] = {"message": message, "code": code}
+        if errors:
+            data["errors"] = errors
+        return _json(data, status=status, headers=_RATE_HEADERS)
 
     async def _route(self, method: str, path: str, body: Any) -> web.Response:
         app = str(self.application_id)
@@ -531,8 +541,13 @@ class FakeDiscord:
             if method == "PATCH":
                 return _ok(self._edit(interaction, message_id, body))
             if method == "DELETE":
-                del interaction.messages[message_id]
+                self._delete_message(interaction.messages.pop(message_id))
                 return web.Response(status=204, headers=_RATE_HEADERS)
+        result = await self._channel_route(method, path, body)
+        if isinstance(result, web.StreamResponse):
+            return result
+        if result is not None:
+            return _ok(result)
         raise _ApiError(404, 0, "404: Not Found")
 
     def _application(self) -> dict[str, Any]:
@@ -568,10 +583,16 @@ class FakeDiscord:
             raise _ApiError(404, 10015, "Unknown Webhook")
         return interaction
 
-    def _new_message(self, interaction: Interaction, body: dict[str, Any]) -> dict[str, Any]:
-        channel_id = self.guilds[interaction.guild_id].channel_id if interaction.guild_id in self.guilds else 1
-        message = p.message(p.snowflake(), channel_id, self.bot_user, body, self.application_id,
-                            interaction.guild_id)
+    def _new_message(self, interaction: Interaction, body: dict[str, Any], validate: bool = True) -> dict[str, Any]:
+        """An interaction response or follow-up: stored as a message of the interaction's channel."""
+        if interaction.channel_id is None:
+            interaction.channel_id = (self.guilds[interaction.guild_id].channel_id
+                                      if interaction.guild_id in self.guilds else self.dm_channel(interaction.user_id))
+        message = self._create_message(interaction.channel_id, self.bot_user, body, self.application_id,
+                                       interaction_type=interaction.kind, validate=validate)
+        message["interaction_metadata"] = {"id": str(interaction.id), "type": interaction.kind,
+                                           "user": self._user(interaction.user_id),
+                                           "authorizing_integration_owners": {}}
         interaction.messages[int(message["id"])] = message
         return message
 
@@ -591,24 +612,47 @@ class FakeDiscord:
             interaction.errors.append("acknowledged twice")
             raise _ApiError(400, 40060, "Interaction has already been acknowledged.")
         kind = int(body.get("type", 0))
-        data = body.get("data") or {}
+        data = {**(body.get("data") or {}), **({"_files": body["_files"]} if body.get("_files") else {})}
+        if kind in (DEFERRED_UPDATE, UPDATE_MESSAGE) and interaction.message_id is None:
+            raise _ApiError(400, 50035, "Invalid Form Body: only component interactions can update a message")
+        if kind == MODAL and interaction.kind == MODAL_SUBMIT:
+            raise _ApiError(400, 50035, "Invalid Form Body: a modal cannot answer a modal submit")
+        if kind == MODAL:
+            _check_modal(data)
+        message: dict[str, Any] | None = None
+        if kind in (MESSAGE, DEFERRED_MESSAGE):  # a bad body fails here, before the acknowledgement
+            message = self._new_message(interaction, data if kind == MESSAGE else {
+                "flags": int(data.get("flags") or 0) | 128}, validate=kind == MESSAGE)  # 128: loading
         with self._cond:
             interaction.callback_type = kind
             interaction.acked_at = time.monotonic()
         self._record_sent(interaction, "callback", data)
         result: dict[str, Any] = {"interaction": {
-            "id": str(interaction.id), "type": 2,
+            "id": str(interaction.id), "type": interaction.kind,
             "response_message_loading": kind == DEFERRED_MESSAGE,
             "response_message_ephemeral": bool(int(data.get("flags") or 0) & EPHEMERAL)}}
-        if kind in (MESSAGE, DEFERRED_MESSAGE):
-            message = self._new_message(interaction, data if kind == MESSAGE else {"flags": data.get("flags")})
+        if message is not None:
             interaction.original_id = int(message["id"])
             result["interaction"]["response_message_id"] = message["id"]
             result["resource"] = {"type": kind, "message": message}
-        elif kind == AUTOCOMPLETE:
+        elif kind in (DEFERRED_UPDATE, UPDATE_MESSAGE):
+            assert interaction.message_id is not None
+            message = self.messages.get(interaction.message_id)
+            if message is None:
+                raise _ApiError(404, 10008, "Unknown Message")
+            interaction.original_id = interaction.message_id
+            interaction.messages[interaction.message_id] = message
+            result["resource"] = {"type": kind}
+            if kind == UPDATE_MESSAGE:
+                result["resource"]["message"] = self._update_message(message, data)
+                result["interaction"]["response_message_id"] = message["id"]
+        elif kind in (AUTOCOMPLETE, MODAL):
             result["resource"] = {"type": kind}
             with self._cond:
+                if kind == MODAL:
+                    interaction.modal = data
                 interaction.answered_at = interaction.acked_at
+                self._cond.notify_all()
         return result
 
     def _followup(self, token: str, body: Any) -> dict[str, Any]:
@@ -622,11 +666,9 @@ class FakeDiscord:
     def _edit(self, interaction: Interaction, message_id: int, body: Any) -> dict[str, Any]:
         self._record_sent(interaction, "edit", body)
         message = interaction.messages[message_id]
-        for key in ("content", "embeds", "components", "flags"):
-            if key in body:
-                message[key] = body[key] if body[key] is not None else ([] if key != "content" else "")
-        message["edited_timestamp"] = p.iso_now()
-        return message
+        if message["flags"] & 128:  # the deferred "thinking" message becomes the answer
+            message["flags"] &= ~128
+        return self._update_message(message, body)
 
     # -- interactions ------------------------------------------------------------------------------
     def command(self, name: str, guild_id: int | None = None) -> dict[str, Any]:
@@ -636,8 +678,10 @@ class FakeDiscord:
         raise KeyError(f"/{name} was not synced {'globally' if guild_id is None else f'to {guild_id}'}")
 
     def slash(self, name: str, /, *, user_id: int | None = None, admin: bool = False, guild_id: int | None = None,
-              focused: str | None = None, timeout: float = 30, **options: Any) -> Interaction:
-        """Dispatch INTERACTION_CREATE for /name with `options`, as a member of the (first) guild.
+              focused: str | None = None, timeout: float = 30, roles: Iterable[int] = (),
+              channel_id: int | None = None, **options: Any) -> Interaction:
+        """Dispatch INTERACTION_CREATE for /name with `options`, as a member of the (first) guild with
+        `roles` (and the Coach Admin role if `admin`), in `channel_id` (default #coaching; a thread works).
         With `focused`, an autocomplete interaction for that option (typed so far: its value)."""
         guild_id = guild_id or next(iter(self.guilds))
         guild = self.guilds[guild_id]
@@ -662,40 +706,14 @@ class FakeDiscord:
         if missing and focused is None:
             raise ValueError(f"/{name} needs {missing}")
         user_id = user_id or p.snowflake()
-        member_user = p.user(user_id, f"rider{user_id % 10000}")
-        roles = [guild.admin_role_id] if admin else []
-        permissions = p.ADMIN_PERMISSIONS if admin else p.MEMBER_PERMISSIONS
-        interaction_id = p.snowflake()
-        token = "aW50ZXJhY3Rpb246" + secrets.token_urlsafe(48)
         data: dict[str, Any] = {"id": command["id"], "name": name, "type": 1, "options": given}
         if scope is not None:
             data["guild_id"] = str(guild_id)
-        payload: dict[str, Any] = {
-            "id": str(interaction_id), "application_id": str(self.application_id), "type": 4 if focused else 2,
-            "data": data,
-            "guild_id": str(guild_id), "guild": {"id": str(guild_id), "locale": "en-US", "features": ["COMMUNITY"]},
-            "channel_id": str(guild.channel_id),
-            "channel": {**p.text_channel(guild.channel_id, guild_id, "coaching"), "permissions": str(permissions)},
-            "member": p.member(member_user, roles, permissions), "token": token, "version": 1,
-            "app_permissions": str(p.MEMBER_PERMISSIONS), "locale": "en-GB", "guild_locale": "en-US",
-            "entitlements": [], "authorizing_integration_owners": {"0": str(guild_id)}, "context": 0,
-            "attachment_size_limit": 10485760,
-        }
-        record = Interaction(interaction_id, token, name, options, user_id, guild_id, 0.0)
-
-        async def dispatch() -> None:
-            session = self._current
-            if session is None:
-                raise RuntimeError("the bot has not identified")
-            with self._cond:
-                self.interactions[interaction_id] = record
-                self._by_token[token] = record
-                record.dispatched_at = time.monotonic()
-            await self._dispatch_on(session, "INTERACTION_CREATE", payload)
-
-        self.wait_connected(timeout)
-        self._run(dispatch)
-        return record
+        channel_id = channel_id or guild.channel_id
+        payload, token = self._interaction_payload(4 if focused else 2, data, channel_id, user_id, roles, admin)
+        record = Interaction(int(payload["id"]), token, name, options, user_id, guild_id, 0.0,
+                             kind=4 if focused else 2, channel_id=channel_id)
+        return self._dispatch_interaction(record, payload, timeout)
 
     def wait_answered(self, interactions: Iterable[Interaction], timeout: float = 30) -> None:
         pending = list(interactions)
@@ -717,10 +735,12 @@ class FakeDiscord:
             return [s for i in self.interactions.values() for s in i.sent]
 
 
-class _ApiError(Exception):
-    def __init__(self, status: int, code: int, message: str) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
+def _check_modal(data: dict[str, Any]) -> None:
+    components = data.get("components") or []
+    if not data.get("custom_id") or not data.get("title") or not 1 <= len(components) <= 5:
+        raise _ApiError(400, 50035, "Invalid Form Body: a modal needs custom_id, title and 1-5 components")
+    if len(data["title"]) > 45:
+        raise _ApiError(400, 50035, "Invalid Form Body: title must be 45 or fewer in length")
 
 
 _RATE_HEADERS = {"X-RateLimit-Limit": "50", "X-RateLimit-Remaining": "49", "X-RateLimit-Reset-After": "1.000",
