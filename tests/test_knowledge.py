@@ -9,10 +9,12 @@ from urllib.parse import urlparse
 import pytest
 
 from index.documents import DRILL_SECTIONS, Document, Kind, LoadedLibrary, load_library
-from tests.conftest import KNOWLEDGE
+from tests.conftest import KNOWLEDGE, PROJECT
 
-PAIN = re.compile(r"\b(pain|injur\w*|numb|numbness)\b", re.I)
+PAIN = re.compile(r"\b(pain|painful|injur\w*|numb|numbness)\b", re.I)
 REFERRAL = re.compile(r"(doctor|physio)", re.I)
+SEED_DIR = PROJECT.parent / "shared" / "seed"
+SHARED_RUN = 12
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +39,14 @@ def test_the_library_has_what_the_issue_asks_for(documents: list[Document]) -> N
     assert kinds[Kind.DRILL] >= 14
     assert kinds[Kind.VIDEO] >= 6
     assert any(d.id == "hip-hinge-ride-faster" for d in documents)
+
+
+def test_the_second_edition_has_its_size_and_distinct_videos(documents: list[Document]) -> None:
+    """Issue 14: at least 110 documents and 15 video documents, each on its own video page."""
+    assert len(documents) >= 110
+    videos = [d for d in documents if d.kind == Kind.VIDEO]
+    assert len(videos) >= 15
+    assert len({d.videos[0].url for d in videos if d.videos}) >= 15
 
 
 def test_ids_are_unique_and_match_file_names(documents: list[Document]) -> None:
@@ -88,3 +98,65 @@ def test_the_readme_topic_table_lists_every_document(documents: list[Document]) 
     table = (KNOWLEDGE / "README.md").read_text(encoding="utf-8").split("## Topics covered", 1)[1]
     missing = [d.id for d in documents if not re.search(rf"(?<![\w-]){re.escape(d.id)}(?![\w-])", table)]
     assert not missing, f"add these ids to the topic table in knowledge/README.md: {missing}"
+
+
+def _words(text: str) -> list[str]:
+    """Lower-case words with punctuation dropped, so copying survives changed quotes, dashes and capitals."""
+    return re.findall(r"[a-z0-9]+", text.lower().replace("\u2019", "").replace("'", ""))
+
+
+def _runs(words: list[str], n: int) -> set[tuple[str, ...]]:
+    return {tuple(words[i:i + n]) for i in range(len(words) - n + 1)}
+
+
+def test_no_document_copies_a_run_of_the_seed_article(documents: list[Document]) -> None:
+    """Facts carry over from the seed article, its sentences do not: no 12 words in a row in common."""
+    seeds = sorted(SEED_DIR.glob("*")) if SEED_DIR.is_dir() else []
+    if not seeds:
+        pytest.skip(f"the seed article is not here ({SEED_DIR})")
+    seed_runs: set[tuple[str, ...]] = set()
+    for seed in seeds:
+        if seed.is_file():
+            seed_runs |= _runs(_words(seed.read_text(encoding="utf-8", errors="replace")), SHARED_RUN)
+    copied = {}
+    for doc in documents:
+        text = " ".join([doc.title, doc.summary, doc.body])
+        shared = _runs(_words(text), SHARED_RUN) & seed_runs
+        if shared:
+            copied[doc.id] = " ".join(sorted(shared)[0])
+    assert not copied, f"rewrite these in our own words (first shared run shown): {copied}"
+
+
+def test_the_run_check_catches_a_copy_despite_case_and_punctuation() -> None:
+    original = "Poor hinging places forces on the spine that should be supported by the hips, which leads to fatigue."
+    copy = "poor hinging places forces on the spine -- that should be supported by the HIPS which..."
+    assert _runs(_words(original), SHARED_RUN) & _runs(_words(copy), SHARED_RUN)
+    assert not _runs(_words(original), SHARED_RUN) & _runs(_words("A hinge done badly loads the spine."), SHARED_RUN)
+
+
+def test_every_document_that_mentions_pain_injury_or_numbness_carries_the_professional_note(
+        documents: list[Document]) -> None:
+    """The README's rule, on the title, summary and body: name a doctor or physiotherapist in the body."""
+    missing = [d.id for d in documents
+               if PAIN.search(" ".join([d.title, d.summary, d.body])) and not REFERRAL.search(d.body)]
+    assert not missing, f"add the see-a-doctor-or-physiotherapist note to: {missing}"
+
+
+def test_every_drill_has_numbered_steps_cues_faults_and_a_dose(documents: list[Document]) -> None:
+    problems = []
+    for doc in documents:
+        if doc.kind != Kind.DRILL:
+            continue
+        sections = doc.sections()
+        steps = re.findall(r"^\s*\d+[.)]\s+\S", sections.get("Steps", ""), re.M)
+        cues = re.findall(r"^\s*[-*]\s+\S", sections.get("Cues", ""), re.M)
+        faults = re.findall(r"^\s*[-*]\s+\S", sections.get("Common faults", ""), re.M)
+        if len(steps) < 2:
+            problems.append(f"{doc.id}: Steps needs a numbered list")
+        if not cues:
+            problems.append(f"{doc.id}: Cues needs at least one cue")
+        if not faults:
+            problems.append(f"{doc.id}: Common faults needs at least one fault")
+        if not (doc.dose and re.search(r"\d", doc.dose)):
+            problems.append(f"{doc.id}: the dose needs sets, reps, time or frequency")
+    assert not problems, "\n".join(problems)
