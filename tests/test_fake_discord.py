@@ -111,7 +111,7 @@ async def client(fake: FakeDiscord, monkeypatch: pytest.MonkeyPatch) -> Any:
     monkeypatch.setattr(discord.gateway.DiscordWebSocket, "DEFAULT_GATEWAY", yarl.URL(fake.gateway_url))
     intents = discord.Intents.default()
     intents.message_content = True
-    bot = discord.Client(intents=intents)
+    bot = discord.Client(intents=intents, guild_ready_timeout=0.2)  # READY without the 2 s wait
     bot.seen = asyncio.Queue()  # type: ignore[attr-defined]
 
     @bot.event
