@@ -39,7 +39,7 @@ def fit(engine, composer: AnswerComposer, cases) -> None:  # type: ignore[no-unt
             continue
         vector = engine.index.embed_query(query)
         hits = engine.index.search_with_vector(query, vector, 12)
-        evidence = composer.evidence(engine.index, vector, hits, set(composer._tokenize(query)))
+        evidence = composer.evidence(engine.index, vector, hits, set(engine.index.lexical.tokenize(query)))
         rows.append((evidence.features(), int(case.on_topic), case.split))
     x = np.array([r[0] for r in rows])
     y = np.array([r[1] for r in rows])

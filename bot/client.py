@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from datetime import datetime
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.coach.desk import CoachDesk
+from bot.library import LibraryEditor
 from bot.metrics import Metrics
 from bot.settings import Settings
 from bot.storage import Storage
@@ -20,7 +23,31 @@ from index.engine import Engine
 log = logging.getLogger(__name__)
 
 COGS = ("bot.cogs.errors", "bot.cogs.ask", "bot.cogs.drills", "bot.cogs.library", "bot.cogs.admin",
-        "bot.cogs.mentions")
+        "bot.cogs.mentions", "bot.cogs.setup", "bot.cogs.coach", "bot.cogs.privacy")
+
+
+class UserLimiter:
+    """One per-user limit over everything that searches (/ask, More sources, /video, /drill focus, mentions):
+    discord.py's own token-bucket `Cooldown`, one per user."""
+
+    def __init__(self, rate: int, per: float) -> None:
+        self.rate, self.per = rate, per
+        self._buckets: dict[int, app_commands.Cooldown] = {}
+        self._used: dict[int, float] = {}
+
+    def check(self, user_id: int, at: datetime) -> None:
+        """Take one request from the user's bucket at `at` (the interaction's or message's creation time, as
+        discord.py's own cooldowns use); raises CommandOnCooldown when it is empty."""
+        if self.per <= 0:
+            return
+        now = at.timestamp()
+        if len(self._buckets) > 10_000:  # forget idle riders rather than grow without bound
+            self._buckets = {k: v for k, v in self._buckets.items() if now - self._used.get(k, 0) < self.per}
+        self._used[user_id] = now
+        bucket = self._buckets.setdefault(user_id, app_commands.Cooldown(self.rate, self.per))
+        retry_after = bucket.update_rate_limit(now)
+        if retry_after:
+            raise app_commands.CommandOnCooldown(bucket, retry_after)
 
 
 class HingeBot(commands.Bot):
@@ -42,6 +69,9 @@ class HingeBot(commands.Bot):
         self.started_at = time.time()
         self.metrics = Metrics()
         self.web: HealthServer | None = None
+        self.limiter = UserLimiter(settings.ask_cooldown_rate, settings.ask_cooldown_seconds)
+        self.library = LibraryEditor(engine, storage, self.metrics)
+        self.coach = CoachDesk(self)
 
     async def setup_hook(self) -> None:
         await self.storage.open()
@@ -71,18 +101,24 @@ class HingeBot(commands.Bot):
         log.info("synced %d global commands (they can take a while to appear)", len(synced))
         return synced
 
-    async def answer(self, question: str) -> Answer:
-        """Compose an answer off the event loop, on the index in use when the question came in."""
+    async def answer(self, question: str, guild_id: int | None = None) -> Answer:
+        """Compose an answer off the event loop, on the index in use when the question came in; a team's own
+        documents are cited only in that team's server."""
         index = self.engine.index
-        return await asyncio.to_thread(self.composer.ask, index, question)
+        return await asyncio.to_thread(self.composer.ask, index, question, guild_id)
 
     async def log_answer(self, answer: Answer, guild_id: int | None, channel_id: int | None,
-                         user_id: int | None) -> int:
+                         user_id: int | None, private: bool = False) -> int:
         log.info("question answered=%s status=%s top=%.3f latency=%.1fms", answer.answered, answer.status,
                  answer.top_score or 0.0, answer.elapsed_ms)
         self.metrics.answered(answer.status, answer.elapsed_ms)
         return await self.storage.log_question(answer.question, answer.answered, answer.status, answer.top_score,
-                                               answer.confidence, answer.elapsed_ms, guild_id, channel_id, user_id)
+                                               answer.confidence, answer.elapsed_ms, guild_id, channel_id, user_id,
+                                               private, answer.model_dump_json())
+
+    async def on_error(self, event_method: str, /, *args: object, **kwargs: object) -> None:
+        # Listener errors: logged (token redacted by the log filter), never shown to anyone as a traceback.
+        log.exception("listener %s failed", event_method)
 
     async def close(self) -> None:
         await super().close()

@@ -17,13 +17,24 @@ class RedactSecrets(logging.Filter):
         super().__init__()
         self.secrets = [s for s in secrets if s]
 
+    def redact(self, text: str) -> str:
+        for secret in self.secrets:
+            text = text.replace(secret, REDACTED)
+        return text
+
     def filter(self, record: logging.LogRecord) -> bool:
         if self.secrets:
             message = record.getMessage()
             if any(s in message for s in self.secrets):
-                for secret in self.secrets:
-                    message = message.replace(secret, REDACTED)
-                record.msg, record.args = message, None
+                record.msg, record.args = self.redact(message), None
+            # A traceback can carry the token too (an exception's text, a local in a frame's repr): format it
+            # once here, redacted; formatters use `exc_text` when it is set.
+            if record.exc_info and not record.exc_text:
+                record.exc_text = logging.Formatter().formatException(record.exc_info)
+            if record.exc_text:
+                record.exc_text = self.redact(record.exc_text)
+            if record.stack_info:
+                record.stack_info = self.redact(record.stack_info)
         return True
 
 
@@ -35,8 +46,8 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        if record.exc_info:
-            entry["traceback"] = self.formatException(record.exc_info)
+        if record.exc_info or record.exc_text:
+            entry["traceback"] = record.exc_text or self.formatException(record.exc_info)  # type: ignore[arg-type]
         return json.dumps(entry, ensure_ascii=False)
 
 

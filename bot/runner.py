@@ -30,7 +30,7 @@ def make_engine(settings: Settings) -> Engine:
                             combiner=settings.combiner, sentence_weight=settings.sentence_weight,
                             dense_window=settings.dense_window)
     return Engine(settings.data_dir, settings.knowledge_dir, SentenceEmbedder(settings.embed_model),
-                  fusion=fusion, dense_kind=settings.dense_index)
+                  fusion=fusion, dense_kind=settings.dense_index, library_dir=settings.team_library_dir)
 
 
 async def run_bot(settings: Settings) -> None:

@@ -47,9 +47,18 @@ class Settings(BaseSettings):
                                    "at build time (slower builds) for a small gain")
     guild_ids: Annotated[list[int], NoDecode] = Field(default_factory=list,
                                                       description="servers to sync slash commands to at once")
-    admin_role: str | None = Field(default=None, description="role name that may run the admin commands")
-    ask_cooldown_seconds: float = Field(default=5.0, ge=0, description="per-user pause between /ask")
-    ask_cooldown_rate: int = Field(default=3, ge=1, description="questions allowed per cooldown window")
+    library_dir: Path | None = Field(default=None, description="the team's own documents (uploads, coach "
+                                     "answers); default: DATA_DIR/library")
+    admin_role_id: int | None = Field(default=None, description="id of the role that may run the admin commands "
+                                      "(matched by id: anyone can make a role with a given name)")
+    coach_channel_id: int | None = Field(default=None, description="default coach queue channel (one-server "
+                                         "deployments); /setup sets it per server")
+    coach_role_id: int | None = Field(default=None, description="default coach role; /setup sets it per server")
+    ask_cooldown_seconds: float = Field(default=5.0, ge=0, description="per-user window of the limit that covers "
+                                        "every request that searches: /ask, More sources, /video, /drill focus, "
+                                        "mentions")
+    ask_cooldown_rate: int = Field(default=3, ge=1, description="requests allowed per user per window")
+    retention_days: int = Field(default=180, ge=1, description="days questions and feedback are kept")
     max_question_chars: int = Field(default=500, ge=1)
     max_upload_bytes: int = Field(default=200_000, ge=1, description="largest file /add-source accepts")
     answer_on_mention: bool = Field(default=False, description="answer messages that mention the bot "
@@ -81,3 +90,7 @@ class Settings(BaseSettings):
     @property
     def database_path(self) -> Path:
         return self.data_dir / "hinge.sqlite3"
+
+    @property
+    def team_library_dir(self) -> Path:
+        return self.library_dir or self.data_dir / "library"

@@ -58,6 +58,71 @@ MIGRATIONS: Sequence[str] = (
         updated_at TEXT NOT NULL
     );
     """,
+    # 2: the coach loop, answers kept for "More sources", per-server settings by id, private questions
+    """
+    ALTER TABLE questions ADD COLUMN private INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE questions ADD COLUMN message_id INTEGER;
+    ALTER TABLE questions ADD COLUMN answer_json TEXT;
+    CREATE INDEX questions_user ON questions (user_id);
+    DROP TABLE guild_settings;
+    CREATE TABLE guild_settings (
+        guild_id INTEGER PRIMARY KEY,
+        admin_role_id INTEGER,
+        coach_channel_id INTEGER,
+        coach_role_id INTEGER,
+        digest_weekday INTEGER,
+        digest_hour INTEGER,
+        answer_threads INTEGER,
+        last_digest_at TEXT,
+        updated_at TEXT NOT NULL
+    );
+    CREATE TABLE coach_requests (
+        id INTEGER PRIMARY KEY,
+        guild_id INTEGER NOT NULL,
+        question TEXT NOT NULL,
+        vector BLOB,
+        status TEXT NOT NULL DEFAULT 'open',
+        card_channel_id INTEGER,
+        card_message_id INTEGER,
+        merged_into INTEGER REFERENCES coach_requests (id),
+        created_at TEXT NOT NULL,
+        closed_at TEXT,
+        closed_by TEXT
+    );
+    CREATE INDEX coach_requests_open ON coach_requests (guild_id, status);
+    CREATE TABLE coach_askers (
+        id INTEGER PRIMARY KEY,
+        request_id INTEGER NOT NULL REFERENCES coach_requests (id),
+        question_id INTEGER REFERENCES questions (id) ON DELETE SET NULL,
+        question TEXT NOT NULL,
+        user_id INTEGER,
+        channel_id INTEGER,
+        message_id INTEGER,
+        private INTEGER NOT NULL DEFAULT 0,
+        reason TEXT NOT NULL,
+        withdrawn INTEGER NOT NULL DEFAULT 0,
+        delivered_at TEXT,
+        created_at TEXT NOT NULL
+    );
+    CREATE UNIQUE INDEX coach_askers_once ON coach_askers (request_id, question_id);
+    CREATE TABLE coach_answers (
+        id INTEGER PRIMARY KEY,
+        request_id INTEGER NOT NULL REFERENCES coach_requests (id),
+        guild_id INTEGER NOT NULL,
+        coach_id INTEGER NOT NULL,
+        coach_name TEXT NOT NULL,
+        question TEXT NOT NULL,
+        title TEXT NOT NULL,
+        text TEXT NOT NULL,
+        link TEXT,
+        document_id TEXT NOT NULL UNIQUE,
+        written INTEGER NOT NULL DEFAULT 0,
+        indexed INTEGER NOT NULL DEFAULT 0,
+        removed INTEGER NOT NULL DEFAULT 0,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    """,
 )
 
 
@@ -67,6 +132,38 @@ class LoggedQuestion(BaseModel):
     question: str
     answered: bool
     helpful: bool | None = None
+
+
+class QuestionRecord(BaseModel):
+    """One logged question with where it was asked and what the bot sent."""
+
+    id: int
+    question: str
+    answered: bool
+    status: str
+    guild_id: int | None
+    channel_id: int | None
+    user_id: int | None
+    private: bool
+    message_id: int | None
+    answer_json: str | None
+
+
+class GuildSettings(BaseModel):
+    """One server's settings; None means "use the deployment's default"."""
+
+    guild_id: int
+    admin_role_id: int | None = None
+    coach_channel_id: int | None = None
+    coach_role_id: int | None = None
+    digest_weekday: int | None = None
+    digest_hour: int | None = None
+    answer_threads: bool | None = None
+    last_digest_at: datetime | None = None
+
+
+GUILD_FIELDS = ("admin_role_id", "coach_channel_id", "coach_role_id", "digest_weekday", "digest_hour",
+                "answer_threads", "last_digest_at")
 
 
 class ReindexRecord(BaseModel):
@@ -121,28 +218,81 @@ class Storage:
             await self.db.executescript(f"BEGIN;\n{script}\nPRAGMA user_version = {version};\nCOMMIT;")
 
     async def writable(self) -> bool:
+        """Commit a real write to the database file (its one-row `health_probe` table).
+
+        A TEMP table lives outside the file, so it passes on a read-only disk; this does not. When
+        another write of this connection is still open, the probe joins it and leaves the commit
+        to its owner, so it never commits someone else's half-done transaction.
+        """
         try:
-            await self.db.execute("CREATE TEMP TABLE IF NOT EXISTS probe (x INTEGER)")
+            joined = self.db.in_transaction
+        except RuntimeError:  # not open
+            return False
+        try:
+            await self.db.execute("CREATE TABLE IF NOT EXISTS health_probe "
+                                  "(id INTEGER PRIMARY KEY CHECK (id = 1), checked_at TEXT NOT NULL)")
+            await self.db.execute("INSERT OR REPLACE INTO health_probe (id, checked_at) VALUES (1, ?)", (_now(),))
+            if not joined:
+                await self.db.commit()
             return True
-        except (aiosqlite.Error, RuntimeError):
+        except (aiosqlite.Error, ValueError):
+            if not joined:  # end the transaction the failed write opened
+                try:
+                    await self.db.rollback()
+                except (aiosqlite.Error, ValueError):
+                    return False
             return False
 
     # -- questions and feedback -------------------------------------------------------------
     async def log_question(self, question: str, answered: bool, status: str, top_score: float | None,
                            confidence: float | None, latency_ms: float, guild_id: int | None,
-                           channel_id: int | None, user_id: int | None) -> int:
+                           channel_id: int | None, user_id: int | None, private: bool = False,
+                           answer_json: str | None = None) -> int:
         cursor = await self.db.execute(
             "INSERT INTO questions (asked_at, question, answered, status, top_score, confidence, latency_ms, "
-            "guild_id, channel_id, user_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "guild_id, channel_id, user_id, private, answer_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (_now(), question, int(answered), status, top_score, confidence, latency_ms, guild_id, channel_id,
-             user_id))
+             user_id, int(private), answer_json))
         await self.db.commit()
         return int(cursor.lastrowid or 0)
 
+    async def set_question_message(self, question_id: int, message_id: int) -> None:
+        await self.db.execute("UPDATE questions SET message_id = ? WHERE id = ?", (message_id, question_id))
+        await self.db.commit()
+
     async def question(self, question_id: int) -> str | None:
-        async with self.db.execute("SELECT question FROM questions WHERE id = ?", (question_id,)) as cursor:
+        record = await self.question_record(question_id)
+        return record.question if record else None
+
+    async def question_record(self, question_id: int) -> QuestionRecord | None:
+        sql = ("SELECT id, question, answered, status, guild_id, channel_id, user_id, private, message_id, answer_json "
+               "FROM questions WHERE id = ?")
+        async with self.db.execute(sql, (question_id,)) as cursor:
             row = await cursor.fetchone()
-        return str(row[0]) if row else None
+        if row is None:
+            return None
+        return QuestionRecord(id=row[0], question=row[1], answered=bool(row[2]), status=row[3], guild_id=row[4],
+                              channel_id=row[5], user_id=row[6], private=bool(row[7]), message_id=row[8],
+                              answer_json=row[9])
+
+    async def forget_user(self, user_id: int) -> int:
+        """Delete a rider's questions and feedback (their /forget-me); returns how many questions went."""
+        await self.db.execute("DELETE FROM feedback WHERE user_id = ? OR question_id IN "
+                              "(SELECT id FROM questions WHERE user_id = ?)", (user_id, user_id))
+        await self.db.execute("UPDATE coach_askers SET user_id = NULL, question = '', withdrawn = 1 "
+                              "WHERE user_id = ?", (user_id,))
+        cursor = await self.db.execute("DELETE FROM questions WHERE user_id = ?", (user_id,))
+        await self.db.commit()
+        return int(cursor.rowcount)
+
+    async def purge_older_than(self, days: int) -> int:
+        """Delete questions and feedback older than `days` (the retention setting); returns how many questions."""
+        before = (datetime.now(UTC) - timedelta(days=days)).isoformat()
+        await self.db.execute("DELETE FROM feedback WHERE at < ? OR question_id IN "
+                              "(SELECT id FROM questions WHERE asked_at < ?)", (before, before))
+        cursor = await self.db.execute("DELETE FROM questions WHERE asked_at < ?", (before,))
+        await self.db.commit()
+        return int(cursor.rowcount)
 
     async def record_feedback(self, question_id: int, user_id: int, helpful: bool) -> bool:
         """Store (or change) one user's vote on one answer; False if the answer is unknown."""
@@ -161,13 +311,14 @@ class Storage:
             row = await cursor.fetchone()
         return (int(row[0]), int(row[1])) if row else (0, 0)
 
-    async def unanswered(self, days: int) -> list[LoggedQuestion]:
-        """Declined questions and answers someone marked "Not helpful", newest first."""
+    async def unanswered(self, days: int, limit: int = 200, guild_id: int | None = None) -> list[LoggedQuestion]:
+        """Declined questions and answers someone marked "Not helpful", newest first, at most `limit`."""
         since = (datetime.now(UTC) - timedelta(days=days)).isoformat()
         sql = ("SELECT q.id, q.asked_at, q.question, q.answered, MIN(f.helpful) FROM questions q "
                "LEFT JOIN feedback f ON f.question_id = q.id WHERE q.asked_at >= ? AND q.status != 'invalid' "
-               "GROUP BY q.id HAVING q.answered = 0 OR MIN(f.helpful) = 0 ORDER BY q.asked_at DESC")
-        async with self.db.execute(sql, (since,)) as cursor:
+               "AND (? IS NULL OR q.guild_id = ?) "
+               "GROUP BY q.id HAVING q.answered = 0 OR MIN(f.helpful) = 0 ORDER BY q.asked_at DESC LIMIT ?")
+        async with self.db.execute(sql, (since, guild_id, guild_id, limit)) as cursor:
             rows = await cursor.fetchall()
         return [LoggedQuestion(id=r[0], asked_at=datetime.fromisoformat(r[1]), question=r[2], answered=bool(r[3]),
                                helpful=None if r[4] is None else bool(r[4])) for r in rows]
@@ -188,6 +339,10 @@ class Storage:
             (_now(), int(ok), documents, chunks, added, changed, removed, seconds, error, record_id))
         await self.db.commit()
 
+    async def delete_reindex(self, record_id: int) -> None:
+        await self.db.execute("DELETE FROM reindexes WHERE id = ?", (record_id,))
+        await self.db.commit()
+
     async def last_reindex(self) -> ReindexRecord | None:
         sql = ("SELECT started_at, finished_at, user_name, ok, documents, chunks, seconds FROM reindexes "
                "WHERE ok = 1 ORDER BY id DESC LIMIT 1")
@@ -200,14 +355,30 @@ class Storage:
                              ok=bool(row[3]), documents=row[4], chunks=row[5], seconds=row[6])
 
     # -- per-server settings ----------------------------------------------------------------
-    async def guild_admin_role(self, guild_id: int) -> str | None:
-        async with self.db.execute("SELECT admin_role FROM guild_settings WHERE guild_id = ?", (guild_id,)) as cur:
-            row = await cur.fetchone()
-        return str(row[0]) if row and row[0] else None
+    async def guild_settings(self, guild_id: int) -> GuildSettings:
+        sql = f"SELECT {', '.join(GUILD_FIELDS)} FROM guild_settings WHERE guild_id = ?"
+        async with self.db.execute(sql, (guild_id,)) as cursor:
+            row = await cursor.fetchone()
+        if row is None:
+            return GuildSettings(guild_id=guild_id)
+        return GuildSettings(guild_id=guild_id, **dict(zip(GUILD_FIELDS, row, strict=True)))
 
-    async def set_guild_admin_role(self, guild_id: int, role: str | None) -> None:
-        await self.db.execute(
-            "INSERT INTO guild_settings (guild_id, admin_role, updated_at) VALUES (?, ?, ?) "
-            "ON CONFLICT (guild_id) DO UPDATE SET admin_role = excluded.admin_role, updated_at = excluded.updated_at",
-            (guild_id, role, _now()))
-        await self.db.commit()
+    async def update_guild_settings(self, guild_id: int, **values: object) -> GuildSettings:
+        unknown = set(values) - set(GUILD_FIELDS)
+        if unknown:
+            raise ValueError(f"unknown server settings: {sorted(unknown)}")
+        if values:
+            names = ", ".join(values)
+            marks = ", ".join("?" for _ in values)
+            updates = ", ".join(f"{name} = excluded.{name}" for name in values)
+            params = [v.isoformat() if isinstance(v, datetime) else v for v in values.values()]
+            await self.db.execute(f"INSERT INTO guild_settings (guild_id, {names}, updated_at) VALUES (?, {marks}, ?) "
+                                  f"ON CONFLICT (guild_id) DO UPDATE SET {updates}, updated_at = excluded.updated_at",
+                                  (guild_id, *params, _now()))
+            await self.db.commit()
+        return await self.guild_settings(guild_id)
+
+    async def configured_guilds(self) -> list[GuildSettings]:
+        async with self.db.execute("SELECT guild_id FROM guild_settings") as cursor:
+            ids = [int(r[0]) for r in await cursor.fetchall()]
+        return [await self.guild_settings(i) for i in ids]

@@ -9,7 +9,7 @@ import re
 import threading
 import time
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -20,7 +20,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from index.chunking import Chunk, sentence_spans
 from index.documents import Document, Kind
 from index.embedding import Embedder, Vectors
-from index.lexical import Tokenizer
 from index.search import Hit, SearchIndex
 
 MAX_QUESTION_CHARS = 500
@@ -208,7 +207,7 @@ def _source_name(doc: Document | None) -> str:
     return "Hinge Coach library"
 
 
-def select_excerpt(chunk: Chunk, query_terms: set[str], tokenize: Tokenizer,
+def select_excerpt(chunk: Chunk, query_terms: set[str], tokenize: Callable[[str], list[str]],
                    max_words: int = EXCERPT_WORDS) -> str:
     """The run of consecutive sentences that best answers the question, quoted exactly.
 
@@ -256,11 +255,12 @@ class AnswerComposer:
         self.guard = guard or OffTopicGuard()
         self.shorthand = Shorthand()
         self.max_chars = max_chars
-        self._tokenize = Tokenizer()
 
-    def ask(self, index: SearchIndex, question: str) -> Answer:
+    def ask(self, index: SearchIndex, question: str, guild_id: int | None = None) -> Answer:
+        """Answer `question` as asked in server `guild_id` (None: a DM or the terminal), whose team's own
+        documents it may cite. Safe to call from several threads at once."""
         started = time.perf_counter()
-        answer = self._compose(index, question)
+        answer = self._compose(index, question, guild_id)
         return answer.model_copy(update={"elapsed_ms": round((time.perf_counter() - started) * 1000, 2)})
 
     def warm(self, index: SearchIndex) -> None:
@@ -270,7 +270,7 @@ class AnswerComposer:
     def _invalid(self, question: str, lead: str) -> Answer:
         return Answer(question=question, answered=False, status="invalid", lead=lead)
 
-    def _compose(self, index: SearchIndex, question: str) -> Answer:
+    def _compose(self, index: SearchIndex, question: str, guild_id: int | None) -> Answer:
         if not question or not question.strip():
             return self._invalid(question, "Ask me a question in words, for example: "
                                  "\"why does my lower back get tired after two motos?\"")
@@ -283,8 +283,9 @@ class AnswerComposer:
                                  "example: \"how do I hold the attack position?\"")
         query = self.query(question)
         vector = index.embed_query(query)
-        hits = self.rank(index, query, vector)
-        terms = set(self._tokenize(query))
+        hits = self.rank(index, query, vector, guild_id=guild_id)
+        # The index's tokenizer keeps one stemmer per thread: PyStemmer objects must not be shared.
+        terms = set(index.lexical.tokenize(query))
         evidence = self.evidence(index, vector, hits, terms)
         confidence = self.policy.confidence(evidence) if hits else 0.0
         safety = SAFETY_NOTE if mentions_pain(clean) else None
@@ -301,7 +302,8 @@ class AnswerComposer:
         lead = lead_doc.summary if lead_doc and lead_doc.summary else citations[0].excerpt
         return Answer(
             question=question, answered=True, status="answered", lead=lead, citations=citations, more=more,
-            videos=self._videos(docs), drill=self._drill(index, clean, hits, docs) if about_training(clean) else None,
+            videos=self._videos(docs),
+            drill=self._drill(index, clean, hits, docs, guild_id) if about_training(clean) else None,
             safety_note=safety, top_score=top, confidence=round(confidence, 4),
         )
 
@@ -310,9 +312,9 @@ class AnswerComposer:
         return self.shorthand.expand(clean_question(question))
 
     @staticmethod
-    def rank(index: SearchIndex, query: str, vector: Vectors, k: int = 12) -> list[Hit]:
+    def rank(index: SearchIndex, query: str, vector: Vectors, k: int = 12, guild_id: int | None = None) -> list[Hit]:
         """The passages in the order the answer uses them."""
-        hits = index.search_with_vector(query, vector, k=k)
+        hits = index.search_with_vector(query, vector, k=k, guild_id=guild_id)
         wanted = {kind for kind, hint in _KIND_HINTS.items() if hint.search(query)}
         about_pain = mentions_pain(query)
 
@@ -345,7 +347,7 @@ class AnswerComposer:
         doc = index.documents.get(hit.chunk.doc_id)
         return Citation(
             n=n, title=hit.chunk.title, source=_source_name(doc), url=hit.chunk.url,
-            excerpt=select_excerpt(hit.chunk, terms, self._tokenize), document_id=hit.chunk.doc_id,
+            excerpt=select_excerpt(hit.chunk, terms, index.lexical.tokenize), document_id=hit.chunk.doc_id,
             heading=" > ".join(hit.chunk.heading_path) or None, score=round(hit.score, 4),
         )
 
@@ -362,13 +364,13 @@ class AnswerComposer:
 
     @staticmethod
     def _drill(index: SearchIndex, question: str, hits: Sequence[Hit],
-               docs: Sequence[Document | None]) -> DrillSuggestion | None:
+               docs: Sequence[Document | None], guild_id: int | None = None) -> DrillSuggestion | None:
         """A drill among the hits first, then one the cited documents recommend, then a drill search."""
         candidates = [h.chunk.doc_id for h in hits if h.chunk.kind == Kind.DRILL.value]
         candidates += [ref for doc in docs if doc for ref in doc.drills]
         drill = next((index.documents[c] for c in candidates if c in index.documents), None)
         if drill is None:
-            drill = best_drill(index, question)
+            drill = best_drill(index, question, guild_id=guild_id)
         if drill is None:
             return None
         return drill_suggestion(drill)
@@ -379,14 +381,15 @@ def drill_suggestion(drill: Document) -> DrillSuggestion:
                            url=drill.videos[0].url if drill.videos else drill.url)
 
 
-def best_drill(index: SearchIndex, text: str, level: str | None = None) -> Document | None:
+def best_drill(index: SearchIndex, text: str, level: str | None = None, guild_id: int | None = None) -> Document | None:
     """The drill whose passages best match `text` (and `level`, when given)."""
-    drills = [d for d in index.documents.values() if d.kind == Kind.DRILL and (level is None or d.level == level)]
+    drills = [d for d in index.documents.values() if d.kind == Kind.DRILL and (level is None or d.level == level)
+              and index.visible(d.id, guild_id)]
     if not drills:
         return None
     if text.strip():
         allowed = {d.id for d in drills}
-        for hit in index.search(text, k=40):
+        for hit in index.search(text, k=40, guild_id=guild_id):
             if hit.chunk.doc_id in allowed:
                 return index.documents[hit.chunk.doc_id]
     return sorted(drills, key=lambda d: d.id)[0]

@@ -6,9 +6,10 @@ A knowledge file is Markdown with YAML front matter. Plain `.txt`, `.html` and B
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -98,6 +99,9 @@ class _MetaBase(BaseModel):
     videos: list[VideoRef] = Field(default_factory=list)
     related: list[Slug] = Field(default_factory=list, description="ids of related documents")
     drills: list[Slug] = Field(default_factory=list, description="ids of drills that fit")
+    guild_id: int | None = Field(default=None, description="the Discord server a team's own document belongs to; "
+                                 "none: every server may cite it")
+    date: dt.date | None = Field(default=None, description="when a team's own document was written")
 
 
 class ArticleMeta(_MetaBase):
@@ -151,6 +155,8 @@ class Document(BaseModel):
     level: str | None = None
     equipment: list[str] = Field(default_factory=list)
     dose: str | None = None
+    guild_id: int | None = None
+    date: dt.date | None = None
     body: str
     path: str = ""
 
@@ -284,14 +290,25 @@ def iter_library_files(root: Path) -> Iterator[Path]:
             yield path
 
 
-def load_library(root: Path) -> LoadedLibrary:
-    """Load every knowledge file under `root`, collecting every bad file rather than stopping."""
-    if not root.is_dir():
-        raise LibraryError([KnowledgeFileError(root, "folder", "the knowledge folder does not exist")])
-    folder_kinds = {folder: kind for kind, folder in KIND_FOLDERS.items()}
+def load_library(roots: Path | Sequence[Path]) -> LoadedLibrary:
+    """Load every knowledge file under `roots` (the shipped library first, then a team's own folder, which
+    may not exist yet), collecting every bad file rather than stopping. Ids are unique across all of them."""
+    roots = [roots] if isinstance(roots, Path) else list(roots)
+    if not roots[0].is_dir():
+        raise LibraryError([KnowledgeFileError(roots[0], "folder", "the knowledge folder does not exist")])
     documents: list[Document] = []
     errors: list[KnowledgeFileError] = []
     seen: dict[str, Path] = {}
+    for root in roots:
+        if root.is_dir():
+            _load_root(root, documents, errors, seen)
+    errors.extend(_check_references(documents))
+    return LoadedLibrary(documents=documents, errors=errors)
+
+
+def _load_root(root: Path, documents: list[Document], errors: list[KnowledgeFileError],
+               seen: dict[str, Path]) -> None:
+    folder_kinds = {folder: kind for kind, folder in KIND_FOLDERS.items()}
     for path in iter_library_files(root):
         folder_kind = folder_kinds.get(path.relative_to(root).parts[0]) if path.parent != root else None
         try:
@@ -308,8 +325,6 @@ def load_library(root: Path) -> LoadedLibrary:
             continue
         seen[doc.id] = path
         documents.append(doc)
-    errors.extend(_check_references(documents))
-    return LoadedLibrary(documents=documents, errors=errors)
 
 
 def _check_references(documents: list[Document]) -> Iterator[KnowledgeFileError]:

@@ -6,6 +6,7 @@ commands such as `hinge --help` and `hinge index status` stay fast.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import os
 import sqlite3
@@ -13,7 +14,7 @@ import threading
 from collections.abc import Callable, Sequence
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -65,6 +66,7 @@ class SentenceEmbedder:
         self._threads = threads
         self._model: SentenceTransformer | None = None
         self._lock = threading.Lock()
+        self._local = threading.local()
 
     @property
     def model_id(self) -> str:
@@ -96,10 +98,17 @@ class SentenceEmbedder:
                     raise ModelLoadError(f"cannot load the embedding model from {self._folder}: {exc}") from exc
             return self._model
 
+    def _own_tokenizer(self) -> Any:
+        # A Hugging Face fast tokenizer switches its truncation state per call, and a call in one thread
+        # while another encodes raises "Already borrowed": each thread that cuts windows gets its own copy.
+        tokenizer = getattr(self._local, "tokenizer", None)
+        if tokenizer is None:
+            tokenizer = self._local.tokenizer = copy.deepcopy(self.model.tokenizer)
+        return tokenizer
+
     def pieces(self, text: str) -> tuple[list[tuple[int, int]], list[int | None]]:
         """Character offsets and word numbers of the model's word pieces of `text` (no special tokens)."""
-        encoded = self.model.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True,
-                                       verbose=False)
+        encoded = self._own_tokenizer()(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
         return [(int(s), int(e)) for s, e in encoded["offset_mapping"]], list(encoded.word_ids())
 
     def encode(self, texts: Sequence[str], batch_size: int = 16) -> Vectors:
@@ -147,6 +156,16 @@ class EmbeddingCache:
         with self._lock, self._connect() as db:
             db.executemany("INSERT OR REPLACE INTO vectors (model, key, vector) VALUES (?, ?, ?)",
                            [(model_id, k, v) for k, v in items])
+
+    def retain(self, model_id: str, keys: Sequence[str]) -> int:
+        """Drop every vector but those of `keys` under `model_id` (what the index in use holds); returns how many
+        were dropped. Without this the cache grows with every edit ever made to the library."""
+        with self._lock, self._connect() as db:
+            db.execute("CREATE TEMP TABLE keep (key TEXT PRIMARY KEY)")
+            db.executemany("INSERT OR IGNORE INTO keep (key) VALUES (?)", [(k,) for k in keys])
+            cursor = db.execute("DELETE FROM vectors WHERE model != ? OR key NOT IN (SELECT key FROM keep)",
+                                (model_id,))
+            return int(cursor.rowcount)
 
 
 def embed_with_cache(embedder: Embedder, texts: Sequence[str], cache: EmbeddingCache | None,

@@ -14,8 +14,12 @@ from index.store import BuildReport, IndexStore
 
 class Engine:
     def __init__(self, data_dir: Path, knowledge_dir: Path, embedder: Embedder,
-                 fusion: FusionSettings | None = None, dense_kind: str = "flat") -> None:
+                 fusion: FusionSettings | None = None, dense_kind: str = "flat",
+                 library_dir: Path | None = None) -> None:
         self.knowledge_dir = knowledge_dir
+        # The team's own documents (uploads, coach answers) live apart from the shipped library, so an
+        # upgrade of the shipped one never touches them.
+        self.library_dir = library_dir or data_dir / "library"
         self.store = IndexStore(data_dir)
         self.embedder = embedder
         self.fusion = fusion
@@ -40,7 +44,7 @@ class Engine:
 
     def build(self, progress: ProgressFn | None = None, built_by: str | None = None) -> BuildReport:
         """Build from the knowledge folder; raises `LibraryError` listing every bad file."""
-        library = load_library(self.knowledge_dir)
+        library = load_library([self.knowledge_dir, self.library_dir])
         library.raise_for_errors()
         return self.store.build(library.documents, self.embedder, self.fusion, self.dense_kind,
                                 progress=progress, built_by=built_by)

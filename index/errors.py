@@ -6,7 +6,12 @@ from pathlib import Path
 
 
 class HingeError(Exception):
-    """Base of every error the core raises on purpose."""
+    """Base of every error the core raises on purpose.
+
+    `user_message` is what an edge may show a user: never the exception's own text, which can hold paths.
+    """
+
+    user_message = "Sorry, I couldn't do that right now; please try again later."
 
 
 class KnowledgeFileError(HingeError):
@@ -31,6 +36,8 @@ class LibraryError(HingeError):
 class IndexLoadError(HingeError):
     """The index folder is missing, damaged or built with another model."""
 
+    user_message = "The library index isn't available right now; the admins can see why in the log."
+
     def __init__(self, reason: str, hint: str = "rebuild it with `hinge index build`") -> None:
         self.reason = reason
         self.hint = hint
@@ -39,6 +46,8 @@ class IndexLoadError(HingeError):
 
 class BuildInProgressError(HingeError):
     """A second build was asked for while one runs."""
+
+    user_message = "A reindex is already running; try again when it has finished."
 
 
 class ModelLoadError(HingeError):

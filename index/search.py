@@ -82,6 +82,15 @@ class SearchIndex:
         # Chunks are stored in document order, so a document's first passage is where its number starts.
         self.first_chunks = np.r_[True, self.chunk_docs[1:] != self.chunk_docs[:-1]] if self.chunks else \
             np.zeros(0, dtype=bool)
+        # 0: a passage every server may see; otherwise the one server whose team wrote it.
+        self.chunk_guilds = np.array([self.documents[c.doc_id].guild_id or 0 if c.doc_id in self.documents else 0
+                                      for c in self.chunks], dtype=np.int64)
+        self.scoped = bool(self.chunk_guilds.any())
+
+    def visible(self, doc_id: str, guild_id: int | None) -> bool:
+        """Whether a question asked in `guild_id` (None: a DM or the terminal) may cite this document."""
+        doc = self.documents.get(doc_id)
+        return doc is not None and (doc.guild_id is None or doc.guild_id == guild_id)
 
     def __len__(self) -> int:
         return len(self.chunks)
@@ -89,17 +98,24 @@ class SearchIndex:
     def embed_query(self, text: str) -> Vectors:
         return np.asarray(self.embedder.encode([text])[0], dtype=np.float32)
 
-    def search(self, text: str, k: int = 5, fusion: FusionSettings | None = None) -> list[Hit]:
+    def search(self, text: str, k: int = 5, fusion: FusionSettings | None = None,
+               guild_id: int | None = None) -> list[Hit]:
         settings = fusion or self.fusion
         vector = self.embed_query(text) if settings.mode != "lexical" else None
-        return self.search_with_vector(text, vector, k, settings)
+        return self.search_with_vector(text, vector, k, settings, guild_id)
 
     def search_with_vector(self, text: str, vector: Vectors | None, k: int,
-                           fusion: FusionSettings | None = None) -> list[Hit]:
+                           fusion: FusionSettings | None = None, guild_id: int | None = None) -> list[Hit]:
+        """The best `k` passages; a team's own documents only for a question asked in that team's server."""
         settings = fusion or self.fusion
         if not self.chunks:
             return []
         scored = self._score(text, vector, settings)
+        if self.scoped:
+            owners = self.chunk_guilds[scored.ids]
+            keep = np.flatnonzero((owners == 0) | (owners == (guild_id or -1)))
+            scored = _Scored(scored.ids[keep], scored.fused[keep], scored.dense[keep], scored.lexical[keep],
+                             scored.dense_rank, scored.lexical_rank)
         if vector is not None and self.sentences is not None and settings.sentence_weight > 0:
             scored = self._rerank(scored, vector, settings)
         order = np.argsort(-scored.fused, kind="stable")[:k]

@@ -27,7 +27,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from index.chunking import Chunk, chunk_documents
 from index.documents import Document
-from index.embedding import Embedder, EmbeddingCache, ProgressFn, embed_with_cache
+from index.embedding import Embedder, EmbeddingCache, ProgressFn, embed_with_cache, text_key
 from index.errors import BuildInProgressError, IndexLoadError
 from index.fusion import FusionSettings
 from index.manifest import FORMAT_VERSION, MANIFEST_NAME, Manifest, ModelInfo, file_sha256
@@ -127,8 +127,8 @@ class IndexStore:
             # One embedding pass over windows and sentences: one progress bar, one cache (keyed by
             # text, so a window whose text did not change is never embedded again).
             texts = window_texts + [t for group in sentences for t in group]
-            all_vectors, embedded = embed_with_cache(embedder, texts, EmbeddingCache(self.cache_path),
-                                                     progress=progress)
+            cache = EmbeddingCache(self.cache_path)
+            all_vectors, embedded = embed_with_cache(embedder, texts, cache, progress=progress)
             vectors = all_vectors[: len(window_texts)]
             build_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
             tmp = self.root / f".tmp-{build_id}"
@@ -167,6 +167,7 @@ class IndexStore:
                 shutil.rmtree(tmp, ignore_errors=True)
                 raise
             self._prune(keep=build_id)
+            cache.retain(embedder.model_id, [text_key(t) for t in texts])
             return BuildReport(
                 build_id=build_id, documents=len(documents), chunks=len(chunks), embedded=embedded,
                 added=sorted(set(hashes) - set(previous)), removed=sorted(set(previous) - set(hashes)),

@@ -32,7 +32,7 @@ from tests.bot_fixtures import (
 from tests.conftest import KNOWLEDGE
 from tests.helpers import SOURCE, front_matter, write_doc
 
-ADMIN_ONLY = "Sorry, that command is for server admins (Manage Server or the coach admin role)."
+ADMIN_ONLY = "Sorry, that command is for server admins (Manage Server or the admin role)."
 WENT_WRONG = ("Sorry, something went wrong on my side. The admins can see the details in the log; "
               "please try again.")
 SUMMARY = re.compile(r"^Reindexed (\d+) documents into (\d+) passages in \d+\.\ds \((\d+) passages embedded\)\. "
@@ -253,7 +253,8 @@ async def test_an_exception_in_a_command_is_a_short_private_apology(settings: Se
         monkeypatch.setattr(h.bot.storage, "last_reindex", refused)
         hinge = await h.rider.slash(h.channel, "sources")
         assert hinge.response is not None and hinge.response.ephemeral
-        assert hinge.response.content == "Sorry, I couldn't do that: the index is being rebuilt"
+        # A core error's own text can hold paths: the user gets its class's message, never str(exc).
+        assert hinge.response.content == HingeError.user_message
 
         # A public /ask has already shown a public "thinking…" message; Discord keeps its visibility, so the
         # apology replaces it: still short, and without a traceback.
@@ -377,9 +378,10 @@ async def test_admin_commands_politely_refuse_members_without_manage_server(sett
 
 
 async def test_the_configured_admin_role_may_use_admin_commands(tmp_path: Path) -> None:
-    settings = make_settings(tmp_path, admin_role="Coach")
+    settings = make_settings(tmp_path)
     async with running(make_bot(settings)) as h:
         coach_role = h.guild.create_role("Coach")
+        settings.admin_role_id = coach_role.id
         coach = h.member("coach", roles=(coach_role,))
         h.allow("unanswered", coach_role)
         result = await coach.slash(h.channel, "unanswered")
@@ -392,7 +394,13 @@ async def test_the_configured_admin_role_may_use_admin_commands(tmp_path: Path) 
         h.allow("unanswered", mods)
         refused = await mod.slash(h.channel, "unanswered")
         assert refused.response is not None and refused.response.content == ADMIN_ONLY
-        await h.bot.storage.set_guild_admin_role(h.guild.id, "Mods")
+        # Matched by id: another role with the same name gets nothing.
+        fake_mods = h.guild.create_role("Mods")
+        impostor = h.member("impostor", roles=(fake_mods,))
+        await h.bot.storage.update_guild_settings(h.guild.id, admin_role_id=mods.id)
+        h.guild.set_command_permissions(h.command_id("unanswered"), {mods: True, fake_mods: True})
+        still_refused = await impostor.slash(h.channel, "unanswered")
+        assert still_refused.response is not None and still_refused.response.content == ADMIN_ONLY
         allowed = await mod.slash(h.channel, "unanswered", days=30)
         assert allowed.response is not None
         assert allowed.response.content == "No declined questions or unhelpful answers in the last 30 days."
@@ -492,7 +500,7 @@ async def test_add_source_refuses_bad_files(tmp_path: Path) -> None:
         clash = front_matter(id="hinge-basics", kind="article", title="Another hinge").encode() + b"Hinge text.\n"
         clashed = await h.admin.slash(h.channel, "add-source", file=("hinge.md", clash))
         assert clashed.response is not None
-        assert "the library already has a document `hinge-basics`" in clashed.response.content
+        assert "the library already has a document “hinge-basics”" in clashed.response.content
 
         # Valid on its own but it breaks the library (a drill that does not exist): taken back out.
         dangling = front_matter(id="dangling", kind="related", title="Dangling", drills=["no-such-drill"]).encode()
@@ -503,6 +511,9 @@ async def test_add_source_refuses_bad_files(tmp_path: Path) -> None:
 
         after = sorted(p.relative_to(settings.knowledge_dir) for p in settings.knowledge_dir.rglob("*"))
         assert after == before
+        assert not [p for p in settings.team_library_dir.rglob("*") if p.is_file()]
+        # Rolled back: a refused upload leaves no audit row.
+        assert h.rows("SELECT COUNT(*) FROM reindexes") == [(0,)]
         assert "dangling" not in h.bot.engine.index.documents
 
 
@@ -513,7 +524,8 @@ async def test_add_source_saves_a_good_file_and_makes_it_searchable(settings: Se
         assert result.response is not None and not result.response.ephemeral
         content = result.response.content
         assert content.startswith("Added `seat-bounce` (forum: ") and "Added 1, changed 0, removed 0." in content
-        saved = settings.knowledge_dir / "forum" / "seat-bounce.txt"
+        # Uploads go to the team's own folder, never into the shipped library.
+        saved = settings.team_library_dir / "forum" / "seat-bounce.txt"
         assert saved.read_bytes() == text
         assert h.bot.engine.search("rollers seat bounce", k=1)[0].chunk.doc_id == "seat-bounce"
 
@@ -523,7 +535,7 @@ async def test_add_source_saves_a_good_file_and_makes_it_searchable(settings: Se
             "## Cues\n- Hips back.\n## Common faults\n- Squatting down.\n## Progressions\n- Hold a plate.\n")
         added = await h.admin.slash(h.channel, "add-source", file=("wall.md", drill.encode()))
         assert added.response is not None and added.response.content.startswith("Added `wall-hinge` (drill: ")
-        assert (settings.knowledge_dir / "drills" / "wall-hinge.md").is_file()
+        assert (settings.team_library_dir / "drills" / "wall-hinge.md").is_file()
         shown = await h.rider.slash(h.channel, "drill", name="wall-hinge")
         assert shown.response is not None and shown.response.embeds[0].title == "Wall Hinge"
         assert {"name": "Wall Hinge", "value": "wall-hinge"} in await h.rider.autocomplete(h.channel, "drill",

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import tempfile
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Literal
 
@@ -15,47 +16,27 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.client import HingeBot
-from bot.cogs.errors import NotAdmin
 from bot.embeds import COLOUR, DECLINED_COLOUR, clip, safe
+from bot.library import LibraryChangeError
+from bot.permissions import is_admin
 from bot.storage import LoggedQuestion
-from index.documents import KIND_FOLDERS, Document, Kind, load_file
-from index.errors import BuildInProgressError, KnowledgeFileError, LibraryError
+from index.documents import Kind
+from index.embedding import ProgressFn
+from index.errors import BuildInProgressError, HingeError, KnowledgeFileError, LibraryError
+from index.grouping import group
 from index.store import BuildReport
 
 log = logging.getLogger(__name__)
 
 UPLOAD_SUFFIXES = (".md", ".html", ".htm", ".txt")
 PROGRESS_SECONDS = 1.5
-GROUP_SIMILARITY = 0.6
 MAX_GROUPS = 10
-
-
-async def is_admin(interaction: discord.Interaction) -> bool:
-    """Manage Server, or the admin role from the settings or this server's own setting."""
-    member = interaction.user
-    if not isinstance(member, discord.Member):
-        raise NotAdmin("admin commands work in a server only")
-    # The interaction carries the member's resolved permissions: no dependence on the role cache.
-    if interaction.permissions.manage_guild:
-        return True
-    bot: HingeBot = interaction.client  # type: ignore[assignment]
-    roles = {bot.settings.admin_role, await bot.storage.guild_admin_role(member.guild.id)} - {None}
-    if any(role.name in roles for role in member.roles):
-        return True
-    raise NotAdmin("not an admin")
+MAX_QUESTIONS = 200  # the most recent ones: grouping is quadratic
 
 
 def group_questions(questions: list[LoggedQuestion], vectors: np.ndarray) -> list[list[LoggedQuestion]]:
-    """Greedy grouping by meaning: each question joins the first group whose lead it resembles."""
-    groups: list[tuple[np.ndarray, list[LoggedQuestion]]] = []
-    for question, vector in zip(questions, vectors, strict=True):
-        for lead, members in groups:
-            if float(lead @ vector) >= GROUP_SIMILARITY:
-                members.append(question)
-                break
-        else:
-            groups.append((vector, [question]))
-    return sorted((members for _, members in groups), key=len, reverse=True)
+    """The questions grouped by meaning (index.grouping: the measured same-question threshold), largest first."""
+    return [[questions[i] for i in members] for members in group(vectors)]
 
 
 def build_summary(report: BuildReport) -> str:
@@ -83,9 +64,9 @@ class Admin(commands.Cog):
     async def interaction_check(self, interaction: discord.Interaction) -> bool:
         return await is_admin(interaction)
 
-    async def _reindex(self, interaction: discord.Interaction, label: str) -> BuildReport | None:
-        """Rebuild with progress shown in the original response; the old index serves until the swap."""
-        engine = self.bot.engine
+    @asynccontextmanager
+    async def progress(self, interaction: discord.Interaction, label: str) -> AsyncIterator[ProgressFn]:
+        """Shows the build's progress in the original response while the block runs."""
         progress = {"done": 0, "total": 0}
 
         async def show_progress() -> None:
@@ -99,42 +80,40 @@ class Admin(commands.Cog):
         def on_progress(done: int, total: int) -> None:
             progress.update(done=done, total=total)
 
-        record = await self.bot.storage.start_reindex(interaction.user.id, str(interaction.user))
         ticker = asyncio.create_task(show_progress())
         try:
-            report = await asyncio.to_thread(engine.reindex, on_progress, str(interaction.user))
-        except BuildInProgressError:
-            await self.bot.storage.finish_reindex(record, ok=False, error="already running")
-            await interaction.edit_original_response(content="A reindex is already running; try again when it "
-                                                             "has finished.")
-            return None
-        except LibraryError as exc:
-            await self.bot.storage.finish_reindex(record, ok=False, error=str(exc)[:2000])
-            self.bot.metrics.reindexed(ok=False)
-            await interaction.edit_original_response(
-                content=f"The reindex failed: {len(exc.errors)} bad file(s). The previous index is still "
-                        f"answering questions.\n{library_errors(exc)}")
-            return None
+            yield on_progress
         finally:
             ticker.cancel()
-        self.bot.metrics.reindexed(ok=True, seconds=report.seconds)
-        await self.bot.storage.finish_reindex(record, ok=True, documents=report.documents, chunks=report.chunks,
-                                              added=len(report.added), changed=len(report.changed),
-                                              removed=len(report.removed), seconds=report.seconds)
-        return report
+
+    async def failed(self, interaction: discord.Interaction, exc: Exception) -> None:
+        if isinstance(exc, LibraryError):
+            text = (f"The reindex failed: {len(exc.errors)} bad file(s). The previous index is still answering "
+                    f"questions.\n{library_errors(exc)}")
+        elif isinstance(exc, KnowledgeFileError):
+            text = f"Not added: {safe(exc.field)}: {safe(exc.reason)}"
+        elif isinstance(exc, HingeError):
+            text = exc.user_message
+        else:
+            raise exc
+        await interaction.edit_original_response(content=text)
 
     @app_commands.default_permissions(manage_guild=True)
     @app_commands.guild_only()
     @app_commands.command(name="reindex", description="Rebuild the library index from the knowledge folder")
     async def reindex(self, interaction: discord.Interaction) -> None:
         if self.bot.engine.reindexing:
-            await interaction.response.send_message("A reindex is already running; try again when it has "
-                                                    "finished.", ephemeral=True)
+            await interaction.response.send_message(BuildInProgressError.user_message, ephemeral=True)
             return
-        await interaction.response.send_message("Reindexing: reading the knowledge folder…")
-        report = await self._reindex(interaction, "Reindexing")
-        if report is not None:
-            await interaction.edit_original_response(content=build_summary(report))
+        waiting = " (waiting for another library change to finish)" if self.bot.library.busy else ""
+        await interaction.response.send_message(f"Reindexing: reading the knowledge folder…{waiting}")
+        try:
+            async with self.progress(interaction, "Reindexing") as on_progress, self.bot.library.changing():
+                report = await self.bot.library.rebuild(interaction.user.id, str(interaction.user), on_progress)
+        except (HingeError, OSError) as exc:
+            await self.failed(interaction, exc if isinstance(exc, HingeError) else LibraryChangeError(str(exc)))
+            return
+        await interaction.edit_original_response(content=build_summary(report))
 
     @app_commands.default_permissions(manage_guild=True)
     @app_commands.guild_only()
@@ -155,41 +134,23 @@ class Admin(commands.Cog):
                                                     f"{limit:,}.", ephemeral=True)
             return
         if self.bot.engine.reindexing:
-            await interaction.response.send_message("A reindex is already running; add the file when it has "
-                                                    "finished.", ephemeral=True)
+            await interaction.response.send_message(BuildInProgressError.user_message, ephemeral=True)
             return
         await interaction.response.send_message(f"Checking {code(name)}…")
         data = await attachment.read()
         try:
-            doc = await asyncio.to_thread(self._validate, name, data, Kind(kind))
+            async with self.progress(interaction, f"Adding {code(name)}; reindexing") as on_progress:
+                doc, report = await self.bot.library.add_upload(name, data, Kind(kind), interaction.user.id,
+                                                                str(interaction.user), on_progress)
         except KnowledgeFileError as exc:
             await interaction.edit_original_response(
                 content=f"{code(name)} was not added: {safe(exc.field)}: {safe(exc.reason)}")
             return
-        target = self.bot.engine.knowledge_dir / KIND_FOLDERS[doc.kind] / (f"{doc.id}{suffix}")
-        clash = doc.id in self.bot.engine.index.documents or target.exists()
-        if clash:
-            await interaction.edit_original_response(
-                content=f"{code(name)} was not added: the library already has a document `{doc.id}`. Rename "
-                        "the file or change its id, or edit the existing one and run /reindex.")
-            return
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
-        report = await self._reindex(interaction, f"Added `{doc.id}`; reindexing")
-        if report is None:
-            # The library must stay buildable: take the new file back out.
-            target.unlink(missing_ok=True)
+        except (HingeError, OSError) as exc:
+            await self.failed(interaction, exc if isinstance(exc, HingeError) else LibraryChangeError(str(exc)))
             return
         await interaction.edit_original_response(content=f"Added `{doc.id}` ({doc.kind.value}: "
                                                          f"{safe(doc.title)}). {build_summary(report)}")
-
-    @staticmethod
-    def _validate(name: str, data: bytes, kind: Kind) -> Document:
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / name
-            path.write_bytes(data)
-            doc = load_file(path, kind)
-        return doc
 
     @app_commands.default_permissions(manage_guild=True)
     @app_commands.guild_only()
@@ -198,13 +159,13 @@ class Admin(commands.Cog):
     async def unanswered(self, interaction: discord.Interaction,
                          days: app_commands.Range[int, 1, 365] = 7) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
-        questions = await self.bot.storage.unanswered(days)
+        questions = await self.bot.storage.unanswered(days, limit=MAX_QUESTIONS, guild_id=interaction.guild_id)
         if not questions:
             await interaction.followup.send(f"No declined questions or unhelpful answers in the last {days} days.",
                                             ephemeral=True)
             return
         vectors = await asyncio.to_thread(self.bot.engine.embedder.encode, [q.question for q in questions])
-        groups = group_questions(questions, vectors)
+        groups = await asyncio.to_thread(group_questions, questions, vectors)
         lines = []
         for members in groups[:MAX_GROUPS]:
             declined = sum(not q.answered for q in members)

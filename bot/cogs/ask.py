@@ -1,4 +1,4 @@
-"""/ask and its buttons: Helpful, Not helpful, More sources."""
+"""/ask and its buttons: Helpful, Not helpful, More sources, Ask a coach, Don't send to coaches."""
 
 from __future__ import annotations
 
@@ -11,26 +11,27 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.client import HingeBot
+from bot.coach.desk import CoachQueueError
 from bot.embeds import answer_embed, more_embed
+from bot.errors import report
+from bot.storage import QuestionRecord
+from index.answers import Answer
 
 log = logging.getLogger(__name__)
 
-
-def ask_cooldown(interaction: discord.Interaction) -> app_commands.Cooldown | None:
-    settings = interaction.client.settings  # type: ignore[attr-defined]
-    if settings.ask_cooldown_seconds <= 0:
-        return None
-    return app_commands.Cooldown(settings.ask_cooldown_rate, settings.ask_cooldown_seconds)
+COACH_WILL_SEE = "A coach will see this question; their answer will come back to you here."
 
 
 class AnswerButton(discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]],
-                   template=r"hinge:(?P<action>up|down|more):(?P<question_id>[0-9]+)"):
+                   template=r"hinge:(?P<action>up|down|more|coach|withdraw):(?P<question_id>[0-9]+)"):
     """A button that still works after a restart: its custom id carries the logged question."""
 
     LABELS: ClassVar[dict[str, tuple[str, discord.ButtonStyle, str]]] = {
         "up": ("Helpful", discord.ButtonStyle.success, "👍"),
         "down": ("Not helpful", discord.ButtonStyle.secondary, "👎"),
         "more": ("More sources", discord.ButtonStyle.primary, "📚"),
+        "coach": ("Ask a coach", discord.ButtonStyle.secondary, "🙋"),
+        "withdraw": ("Don't send to coaches", discord.ButtonStyle.secondary, "✋"),
     }
 
     def __init__(self, action: str, question_id: int) -> None:
@@ -46,28 +47,70 @@ class AnswerButton(discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]],
         return cls(match["action"], int(match["question_id"]))
 
     async def callback(self, interaction: discord.Interaction) -> None:
+        try:
+            await self.run(interaction)
+        except Exception as exc:
+            await report(interaction, exc, f"button {self.action}")
+
+    async def run(self, interaction: discord.Interaction) -> None:
         bot: HingeBot = interaction.client  # type: ignore[assignment]
+        record = await bot.storage.question_record(self.question_id)
+        if record is None:
+            await interaction.response.send_message("I no longer have that question.", ephemeral=True)
+            return
         if self.action == "more":
-            question = await bot.storage.question(self.question_id)
-            if question is None:
-                await interaction.response.send_message("I no longer have that question.", ephemeral=True)
+            bot.limiter.check(interaction.user.id, interaction.created_at)
+            # The passages found when the question was answered: no second search.
+            answer = Answer.model_validate_json(record.answer_json) if record.answer_json else None
+            if answer is None:
+                await interaction.response.send_message("I no longer have those sources.", ephemeral=True)
+                return
+            await interaction.response.send_message(embed=more_embed(answer), ephemeral=True)
+        elif self.action == "withdraw":
+            withdrawn = record.user_id == interaction.user.id and await bot.coach.withdraw(record.id,
+                                                                                           interaction.user.id)
+            await interaction.response.send_message("OK, the coaches won't get this one." if withdrawn else
+                                                    "Only the rider who asked can withdraw it, once.", ephemeral=True)
+        elif self.action == "coach":
+            if record.user_id != interaction.user.id:
+                await interaction.response.send_message("Only the rider who asked can send it to the coaches; ask "
+                                                        "it yourself with /ask.", ephemeral=True)
                 return
             await interaction.response.defer(ephemeral=True, thinking=True)
-            answer = await bot.answer(question)
-            await interaction.followup.send(embed=more_embed(answer), ephemeral=True)
-            return
+            queued = await bot.coach.enqueue(record, "asked")
+            await interaction.followup.send(f"Sent to the coaches{coach_count(queued.riders)}. {COACH_WILL_SEE}",
+                                            ephemeral=True)
+        else:
+            await self.vote(interaction, bot, record)
+
+    async def vote(self, interaction: discord.Interaction, bot: HingeBot, record: QuestionRecord) -> None:
         helpful = self.action == "up"
-        stored = await bot.storage.record_feedback(self.question_id, interaction.user.id, helpful)
+        stored = await bot.storage.record_feedback(record.id, interaction.user.id, helpful)
         if stored:
             bot.metrics.voted(helpful)
-        text = ("Thanks, glad it helped!" if helpful else "Thanks for telling us; the admins will see this "
-                "question in /unanswered.") if stored else "I no longer have that answer on record."
-        await interaction.response.send_message(text, ephemeral=True)
+        if not stored:
+            await interaction.response.send_message("I no longer have that answer on record.", ephemeral=True)
+            return
+        if helpful:
+            await interaction.response.send_message("Thanks, glad it helped!", ephemeral=True)
+            return
+        queued = None
+        if await bot.coach.setup_for(record.guild_id) is not None:
+            await interaction.response.defer(ephemeral=True, thinking=True)
+            queued = await bot.coach.enqueue(record, "not_helpful")
+        text = (f"Thanks for telling us; the team's coaches will see this question{coach_count(queued.riders)}."
+                if queued else "Thanks for telling us; the admins will see this question in /unanswered.")
+        await (interaction.followup.send(text, ephemeral=True) if queued else
+               interaction.response.send_message(text, ephemeral=True))
 
 
-def answer_view(question_id: int) -> discord.ui.View:
+def coach_count(riders: int) -> str:
+    return f" ({riders} riders asked this)" if riders > 1 else ""
+
+
+def answer_view(question_id: int, actions: tuple[str, ...] = ("up", "down", "more")) -> discord.ui.View:
     view = discord.ui.View(timeout=None)
-    for action in ("up", "down", "more"):
+    for action in actions:
         view.add_item(AnswerButton(action, question_id))
     return view
 
@@ -85,21 +128,40 @@ class Ask(commands.Cog):
     @app_commands.command(name="ask", description="Ask a hip-hinge, riding-position or rider-training question")
     @app_commands.describe(question="Your question, e.g. why is my lower back cooked after two motos?",
                            private="Only you see the answer")
-    @app_commands.checks.dynamic_cooldown(ask_cooldown)
     async def ask(self, interaction: discord.Interaction, question: str, private: bool = False) -> None:
         limit = self.bot.settings.max_question_chars
         if len(question) > limit:
+            # Refused before the limit: a question too long to answer costs no request.
             await interaction.response.send_message(
                 f"That question is {len(question)} characters long; please keep it under {limit} and ask one "
                 "thing at a time.", ephemeral=True)
             return
+        self.bot.limiter.check(interaction.user.id, interaction.created_at)
         # Acknowledge at once: Discord allows 3 seconds for that, and 15 minutes for the answer.
         await interaction.response.defer(ephemeral=private, thinking=True)
-        answer = await self.bot.answer(question)
+        answer = await self.bot.answer(question, interaction.guild_id)
         question_id = await self.bot.log_answer(answer, interaction.guild_id, interaction.channel_id,
-                                                interaction.user.id)
-        view = answer_view(question_id) if answer.answered else discord.utils.MISSING
-        await interaction.followup.send(embed=answer_embed(answer), view=view, ephemeral=private)
+                                                interaction.user.id, private)
+        coached = await self.bot.coach.setup_for(interaction.guild_id) is not None
+        queue_now = coached and not answer.answered and answer.status == "declined" and not private
+        view: discord.ui.View | None = None
+        if answer.answered:
+            view = answer_view(question_id, ("up", "down", "more", "coach") if coached else ("up", "down", "more"))
+        elif coached and answer.status == "declined":
+            view = answer_view(question_id, ("withdraw",) if queue_now else ("coach",))
+        embed = answer_embed(answer)
+        if queue_now:
+            embed.add_field(name="Asked the coaches", value=COACH_WILL_SEE, inline=False)
+        sent = await interaction.followup.send(embed=embed, view=view or discord.utils.MISSING, ephemeral=private,
+                                               wait=True)
+        await self.bot.storage.set_question_message(question_id, sent.id)
+        if queue_now:
+            record = await self.bot.storage.question_record(question_id)
+            assert record is not None
+            try:
+                await self.bot.coach.enqueue(record, "declined")
+            except CoachQueueError:
+                log.warning("the coach queue of server %s went away", interaction.guild_id)
 
 
 async def setup(bot: HingeBot) -> None:

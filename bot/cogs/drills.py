@@ -24,10 +24,10 @@ def find_drill(index: SearchIndex, name: str) -> Document | None:
     return next((d for d in drills if wanted in (d.id, d.title.lower())), None)
 
 
-def fitting_videos(index: SearchIndex, topic: str) -> list[tuple[str, str, str]]:
+def fitting_videos(index: SearchIndex, topic: str, guild_id: int | None = None) -> list[tuple[str, str, str]]:
     """(title, source, url) of the videos whose documents best match `topic`, best first."""
     if topic.strip():
-        doc_ids = list(dict.fromkeys(h.chunk.doc_id for h in index.search(topic, k=30)))
+        doc_ids = list(dict.fromkeys(h.chunk.doc_id for h in index.search(topic, k=30, guild_id=guild_id)))
     else:
         doc_ids = sorted(d.id for d in index.documents.values() if d.kind == Kind.VIDEO)
     videos: dict[str, tuple[str, str, str]] = {}
@@ -63,8 +63,10 @@ class Drills(commands.Cog):
             # Before deferring: the first follow-up would take over the public "thinking…" message.
             await interaction.response.send_message("The library has no drill at that level yet.", ephemeral=True)
             return
+        if focus and focus.strip():
+            self.bot.limiter.check(interaction.user.id, interaction.created_at)
         await interaction.response.defer(thinking=True)
-        chosen = await asyncio.to_thread(best_drill, index, focus or "", level)
+        chosen = await asyncio.to_thread(best_drill, index, (focus or "")[:200], level, interaction.guild_id)
         if chosen is None:
             await interaction.followup.send("The library has no drill at that level yet.")
             return
@@ -81,8 +83,11 @@ class Drills(commands.Cog):
     @app_commands.command(name="video", description="Videos that fit a topic")
     @app_commands.describe(topic="e.g. hip hinge, kettlebell swing, attack position (empty: every video)")
     async def video(self, interaction: discord.Interaction, topic: str | None = None) -> None:
+        if topic and topic.strip():
+            self.bot.limiter.check(interaction.user.id, interaction.created_at)
         await interaction.response.defer(thinking=True)
-        found = await asyncio.to_thread(fitting_videos, self.bot.engine.index, (topic or "")[:200])
+        found = await asyncio.to_thread(fitting_videos, self.bot.engine.index, (topic or "")[:200],
+                                        interaction.guild_id)
         await interaction.followup.send(embed=videos_embed((topic or "")[:100], found))
 
 

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 import re
 
 import discord
+from discord import app_commands
 from discord.ext import commands
 
 from bot.client import HingeBot
 from bot.embeds import answer_embed
+from bot.errors import WENT_WRONG, describe
+
+log = logging.getLogger(__name__)
 
 
 class Mentions(commands.Cog):
@@ -22,14 +27,24 @@ class Mentions(commands.Cog):
             return
         if me not in message.mentions:
             return
-        question = re.sub(rf"<@!?{me.id}>", " ", message.content).strip()
+        try:
+            await self.answer(message, me.id)
+        except app_commands.CommandOnCooldown as exc:
+            await message.reply(describe(exc))
+        except Exception:
+            log.exception("answering a mention failed")
+            await message.reply(WENT_WRONG)
+
+    async def answer(self, message: discord.Message, my_id: int) -> None:
+        question = re.sub(rf"<@!?{my_id}>", " ", message.content).strip()
         if len(question) > self.bot.settings.max_question_chars:
             await message.reply(f"Please keep questions under {self.bot.settings.max_question_chars} characters.")
             return
+        self.bot.limiter.check(message.author.id, message.created_at)
+        guild_id = message.guild.id if message.guild else None
         async with message.channel.typing():
-            answer = await self.bot.answer(question)
-        await self.bot.log_answer(answer, message.guild.id if message.guild else None, message.channel.id,
-                                  message.author.id)
+            answer = await self.bot.answer(question, guild_id)
+        await self.bot.log_answer(answer, guild_id, message.channel.id, message.author.id)
         await message.reply(embed=answer_embed(answer))
 
 

@@ -1,0 +1,121 @@
+"""Every change to the library goes through one `LibraryEditor`: uploads, /reindex, coach answers, /forget.
+
+One asyncio lock covers a whole change (write the file, rebuild, swap), so a /reindex can never start between
+an upload's checks and its build, and two uploads with one id can never both pass. Anything a failed change
+did is rolled back; the index in use keeps answering throughout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import tempfile
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from bot.metrics import Metrics
+from bot.storage import Storage
+from index.documents import KIND_FOLDERS, Document, Kind, load_file
+from index.embedding import ProgressFn
+from index.engine import Engine
+from index.errors import BuildInProgressError, HingeError, KnowledgeFileError, LibraryError
+from index.store import BuildReport
+
+log = logging.getLogger(__name__)
+
+
+class LibraryChangeError(HingeError):
+    """A change that failed for a reason other than a bad file (disk, model, index); the old index serves on."""
+
+    user_message = ("The library change failed on my side; the previous index is still answering. The admins can "
+                    "see why in the log.")
+
+
+class LibraryEditor:
+    def __init__(self, engine: Engine, storage: Storage, metrics: Metrics) -> None:
+        self.engine = engine
+        self.storage = storage
+        self.metrics = metrics
+        self._lock = asyncio.Lock()
+
+    @property
+    def busy(self) -> bool:
+        return self._lock.locked()
+
+    @asynccontextmanager
+    async def changing(self) -> AsyncIterator[None]:
+        async with self._lock:
+            yield
+
+    async def rebuild(self, user_id: int | None, user_name: str | None, progress: ProgressFn | None = None,
+                      record_failure: bool = True) -> BuildReport:
+        """Rebuild and swap in; call inside `changing()`. Raises `LibraryError` (bad files), `BuildInProgressError`
+        (another process is building) or `LibraryChangeError`; the index in use keeps serving on any failure.
+        A failure is kept in the reindex audit unless `record_failure` is off (a change that is rolled back)."""
+        if not self._lock.locked():
+            raise RuntimeError("rebuild() must run inside changing()")
+        record = await self.storage.start_reindex(user_id, user_name)
+        try:
+            report = await asyncio.to_thread(self.engine.reindex, progress, user_name)
+        except (HingeError, OSError, RuntimeError, ValueError) as exc:
+            if record_failure:
+                reason = "already running" if isinstance(exc, BuildInProgressError) else str(exc)[:2000]
+                await self.storage.finish_reindex(record, ok=False, error=reason)
+                if isinstance(exc, LibraryError):
+                    self.metrics.reindexed(ok=False)
+            else:
+                await self.storage.delete_reindex(record)
+            if isinstance(exc, LibraryError | BuildInProgressError):
+                raise
+            log.exception("reindex failed")
+            raise LibraryChangeError("the rebuild failed") from exc
+        await self.storage.finish_reindex(record, ok=True, documents=report.documents, chunks=report.chunks,
+                                          added=len(report.added), changed=len(report.changed),
+                                          removed=len(report.removed), seconds=report.seconds)
+        self.metrics.reindexed(ok=True, seconds=report.seconds)
+        return report
+
+    async def add_upload(self, name: str, data: bytes, kind: Kind, user_id: int, user_name: str,
+                         progress: ProgressFn | None = None) -> tuple[Document, BuildReport]:
+        """Validate an uploaded file, save it into the team's folder (never over an existing document) and
+        rebuild; on any failure the file is taken back out and nothing is recorded."""
+        doc = await asyncio.to_thread(validate_upload, name, data, kind)
+        async with self.changing():
+            if doc.id in self.engine.index.documents:
+                raise KnowledgeFileError(name, "id", f"the library already has a document “{doc.id}”")
+            target = self.engine.library_dir / KIND_FOLDERS[doc.kind] / f"{doc.id}{Path(name).suffix.lower()}"
+            await asyncio.to_thread(create_exclusive, target, data)
+            try:
+                report = await self.rebuild(user_id, user_name, progress, record_failure=False)
+            except BaseException:
+                target.unlink(missing_ok=True)
+                raise
+        return doc, report
+
+    async def remove(self, path: Path, user_id: int | None, user_name: str | None) -> BuildReport:
+        """Delete one of the team's own files and rebuild; the file comes back if the rebuild fails."""
+        async with self.changing():
+            data = await asyncio.to_thread(path.read_bytes)
+            await asyncio.to_thread(path.unlink)
+            try:
+                return await self.rebuild(user_id, user_name)
+            except BaseException:
+                await asyncio.to_thread(create_exclusive, path, data)
+                raise
+
+
+def create_exclusive(target: Path, data: bytes) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with target.open("xb") as handle:
+            handle.write(data)
+    except FileExistsError as exc:
+        raise KnowledgeFileError(target.name, "id", "a file with that name is already in the library") from exc
+
+
+def validate_upload(name: str, data: bytes, kind: Kind) -> Document:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / Path(name).name
+        path.write_bytes(data)
+        return load_file(path, kind)
