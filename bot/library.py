@@ -72,7 +72,8 @@ class LibraryEditor:
             raise LibraryChangeError("the rebuild failed") from exc
         await self.storage.finish_reindex(record, ok=True, documents=report.documents, chunks=report.chunks,
                                           added=len(report.added), changed=len(report.changed),
-                                          removed=len(report.removed), seconds=report.seconds)
+                                          removed=len(report.removed), seconds=report.seconds,
+                                          embedded=report.embedded)
         self.metrics.reindexed(ok=True, seconds=report.seconds)
         return report
 

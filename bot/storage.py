@@ -63,6 +63,7 @@ MIGRATIONS: Sequence[str] = (
     ALTER TABLE questions ADD COLUMN private INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE questions ADD COLUMN message_id INTEGER;
     ALTER TABLE questions ADD COLUMN answer_json TEXT;
+    ALTER TABLE reindexes ADD COLUMN embedded INTEGER;
     CREATE INDEX questions_user ON questions (user_id);
     DROP TABLE guild_settings;
     CREATE TABLE guild_settings (
@@ -332,11 +333,12 @@ class Storage:
 
     async def finish_reindex(self, record_id: int, ok: bool, documents: int | None = None, chunks: int | None = None,
                              added: int | None = None, changed: int | None = None, removed: int | None = None,
-                             seconds: float | None = None, error: str | None = None) -> None:
+                             seconds: float | None = None, error: str | None = None,
+                             embedded: int | None = None) -> None:
         await self.db.execute(
             "UPDATE reindexes SET finished_at = ?, ok = ?, documents = ?, chunks = ?, added = ?, changed = ?, "
-            "removed = ?, seconds = ?, error = ? WHERE id = ?",
-            (_now(), int(ok), documents, chunks, added, changed, removed, seconds, error, record_id))
+            "removed = ?, seconds = ?, error = ?, embedded = ? WHERE id = ?",
+            (_now(), int(ok), documents, chunks, added, changed, removed, seconds, error, embedded, record_id))
         await self.db.commit()
 
     async def delete_reindex(self, record_id: int) -> None:

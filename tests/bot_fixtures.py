@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import textwrap
 from collections.abc import AsyncIterator, Iterator
@@ -126,7 +127,10 @@ def check_sent(harness: Harness) -> None:
     """What every test checks at the end: nothing pinged anyone, every embed is within Discord's limits."""
     for message in harness.bot_messages():
         assert not message.mention_everyone, message.content
-        assert not message.ping_user_ids and not message.ping_role_ids, message.content
+        assert not message.ping_role_ids, message.content
+        # The only ping the bot ever sends: a coach's answer to the rider it is for, named first in the message.
+        addressed = {int(i) for i in re.findall(r"^<@(\d+)>", message.content)}
+        assert set(message.ping_user_ids) <= addressed, message.content
         for embed in message.embeds:
             check_embed(embed)
     checked = 0
@@ -135,7 +139,10 @@ def check_sent(harness: Harness) -> None:
         if entry.path.endswith("/callback") and isinstance(body, dict):
             body = body.get("data")
         if isinstance(body, dict) and ("content" in body or "embeds" in body):
-            assert body.get("allowed_mentions") == NO_MENTIONS, (entry.method, entry.path, body)
+            allowed = body.get("allowed_mentions")
+            assert isinstance(allowed, dict) and allowed.get("parse") == [] and not allowed.get("roles"), body
+            users = allowed.get("users") or []
+            assert allowed == NO_MENTIONS or (len(users) == 1 and body["content"].startswith(f"<@{users[0]}>")), body
             checked += 1
     assert checked or not any(harness.bot_messages()), "no message payload was checked"
 

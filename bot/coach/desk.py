@@ -124,14 +124,14 @@ class CoachDesk:
             message = self.bot.get_partial_messageable(request.card_channel_id).get_partial_message(
                 request.card_message_id)
             try:
-                await message.edit(embed=embed, view=view)
+                await message.edit(embed=embed, view=view, allowed_mentions=discord.AllowedMentions.none())
                 return
             except discord.NotFound:
                 log.warning("coach card %s was deleted; posting it again", request_id)
         if setup is None:
             return
         channel = self.bot.get_partial_messageable(setup.channel_id, guild_id=request.guild_id)
-        sent = await channel.send(embed=embed, view=view)
+        sent = await channel.send(embed=embed, view=view, allowed_mentions=discord.AllowedMentions.none())
         await self.store.set_card(request_id, setup.channel_id, sent.id)
 
     async def _bot_answer(self, askers: list[Asker]) -> str | None:

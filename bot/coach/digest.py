@@ -97,4 +97,7 @@ def due(now: datetime, weekday: int, hour: int, last: datetime | None) -> bool:
                                                                          microsecond=0)
     if slot > now:
         slot -= timedelta(days=7)
-    return last is None or last.astimezone(UTC) < slot
+    if last is None:
+        # Never posted: only in the slot's own hour, so setting up the queue doesn't post a digest at once.
+        return now - slot < timedelta(hours=1)
+    return last.astimezone(UTC) < slot

@@ -229,7 +229,8 @@ class Coach(commands.Cog):
                               colour=COLOUR)
         embed.set_image(url="attachment://questions-per-day.png")
         channel = self.bot.get_partial_messageable(setup.channel_id, guild_id=guild_id)
-        await channel.send(embed=embed, file=discord.File(io.BytesIO(png), "questions-per-day.png"))
+        await channel.send(embed=embed, file=discord.File(io.BytesIO(png), "questions-per-day.png"),
+                           allowed_mentions=discord.AllowedMentions.none())
         await self.bot.storage.update_guild_settings(guild_id, last_digest_at=now)
 
     @tasks.loop(minutes=10)
