@@ -14,11 +14,35 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-async def health_problems(bot: HingeBot) -> list[str]:
+class GatewayWatch:
+    """Whether the gateway session is live right now.
+
+    discord.py's `is_ready()` turns true at the first READY and stays true while the client
+    reconnects, so on its own it cannot tell an operator that the bot is cut off. This follows the
+    client's public events instead: down from `on_disconnect` (sent on every lost or closed gateway
+    connection) until `on_ready` (a new session) or `on_resumed` (the old one resumed).
+    """
+
+    def __init__(self) -> None:
+        self.down = False
+
+    def attach(self, bot: HingeBot) -> None:
+        bot.add_listener(self._up, "on_ready")
+        bot.add_listener(self._up, "on_resumed")
+        bot.add_listener(self._down, "on_disconnect")
+
+    async def _up(self) -> None:
+        self.down = False
+
+    async def _down(self) -> None:
+        self.down = True
+
+
+async def health_problems(bot: HingeBot, gateway: GatewayWatch | None = None) -> list[str]:
     problems = []
     if not bot.engine.owner.loaded:
         problems.append("index not loaded")
-    if bot.is_closed() or not bot.is_ready():
+    if bot.is_closed() or not bot.is_ready() or (gateway is not None and gateway.down):
         problems.append("gateway not connected")
     if not await bot.storage.writable():
         problems.append("database not writable")
@@ -30,6 +54,7 @@ class HealthServer:
         self.bot = bot
         self.host = host
         self.port = port
+        self.gateway = GatewayWatch()
         self._runner: web.AppRunner | None = None
 
     def app(self) -> web.Application:
@@ -39,7 +64,7 @@ class HealthServer:
         return app
 
     async def healthz(self, request: web.Request) -> web.Response:
-        problems = await health_problems(self.bot)
+        problems = await health_problems(self.bot, self.gateway)
         body = {"status": "ok" if not problems else "unhealthy", "problems": problems}
         return web.json_response(body, status=503 if problems else 200)
 
@@ -50,14 +75,15 @@ class HealthServer:
         return web.Response(body=self.bot.metrics.render(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def start(self) -> int:
-        """Start listening; returns the port (the OS picks one when the setting is 0)."""
+        """Start listening and watching the gateway (call it before the client connects, as
+        `setup_hook` does); returns the port (the OS picks one when the setting is 0)."""
+        self.gateway.attach(self.bot)
         self._runner = web.AppRunner(self.app(), access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()
-        server = site._server
-        sockets = getattr(server, "sockets", None) or []
-        self.port = int(sockets[0].getsockname()[1]) if sockets else self.port
+        addresses = self._runner.addresses  # public: (host, port, ...) of each listening socket
+        self.port = int(addresses[0][1]) if addresses else self.port
         log.info("health and metrics on http://%s:%d/healthz and /metrics", self.host, self.port)
         return self.port
 

@@ -192,6 +192,8 @@ class FakeDiscord(ChannelsMixin, ComponentsMixin):
         self.interactions: dict[int, Interaction] = {}
         self.faults: list[Fault] = []
         self.invalidate_resumes = False
+        self.refuse_gateway = False  # while set, every gateway connection attempt gets HTTP 503
+        self.refused_connections = 0
         self._by_token: dict[str, Interaction] = {}
         self._cond = threading.Condition()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -297,6 +299,11 @@ class FakeDiscord(ChannelsMixin, ComponentsMixin):
 
     # -- gateway -----------------------------------------------------------------------------------
     async def _gateway(self, request: web.Request) -> web.StreamResponse:
+        if self.refuse_gateway:  # an outage: the bot's reconnect attempts fail until it is lifted
+            with self._cond:
+                self.refused_connections += 1
+                self._cond.notify_all()
+            return web.Response(status=503, text="gateway unavailable")
         ws = web.WebSocketResponse(max_msg_size=0, autoping=True)
         await ws.prepare(request)
         conn = Connection(len(self.connections) + 1, ws, request)
