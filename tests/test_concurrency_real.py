@@ -58,7 +58,7 @@ def test_eight_threads_answer_while_a_windowed_reindex_runs(tmp_path: Path, real
         try:
             started.set()
             engine.reindex(progress=lambda n, total: None)
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:
             errors.append(exc)
         finally:
             done.set()
