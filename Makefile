@@ -4,7 +4,11 @@ PY := $(VENV)/bin/python
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: run test lint setup setup-dev bench clean
+# The bot's data (index, embedding cache, the SQLite file with the team's questions and feedback,
+# the team's own documents): `make clean` never touches it, `make distclean` asks first.
+DATA_DIR ?= $(or $(HINGE_DATA_DIR),.hinge)
+
+.PHONY: run test lint setup setup-dev bench clean distclean
 
 # The stamp is rebuilt only when the project's dependencies or the install script change.
 $(VENV)/.stamp-run: pyproject.toml scripts/install.sh
@@ -31,5 +35,16 @@ test: $(VENV)/.stamp-dev lint
 bench: $(VENV)/.stamp-dev
 	$(PY) bench/retrieval.py
 
+# The virtual environment and tool caches only: the data folder stays.
 clean:
-	rm -rf $(VENV) .hinge .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache build dist
+
+# Also the data folder, after a typed "yes" at a terminal; without a terminal it refuses.
+distclean:
+	@if [ ! -t 0 ]; then \
+		echo "make distclean deletes $(DATA_DIR) (the SQLite file with the team's questions and feedback," \
+			"the index and the team's documents); run it at a terminal to confirm" >&2; exit 1; fi
+	@printf '%s' "Delete $(DATA_DIR), with the team's questions, feedback and documents? Type yes: "; \
+		read answer; if [ "$$answer" != yes ]; then echo "kept $(DATA_DIR)"; exit 1; fi
+	rm -rf $(DATA_DIR)
+	$(MAKE) clean

@@ -11,6 +11,8 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
+from pydantic import ValidationError
+
 from bot.settings import Settings
 from index.errors import HingeError, LibraryError
 
@@ -90,7 +92,7 @@ def cmd_index_status(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_index_check(args: argparse.Namespace, settings: Settings) -> int:
     from index.documents import load_library
 
-    library = load_library(settings.knowledge_dir)
+    library = load_library([settings.knowledge_dir, settings.team_library_dir])
     for error in library.errors:
         print(f"error: {error}", file=sys.stderr)
     print(f"{len(library.documents)} documents valid, {len(library.errors)} bad file(s)")
@@ -295,10 +297,32 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def settings_errors(error: ValidationError) -> list[str]:
+    """One line per bad setting, named as the operator sets it (environment or .env), without a
+    traceback; a secret's value is never echoed."""
+    lines = []
+    for problem in error.errors():
+        field = str(problem["loc"][0]) if problem["loc"] else ""
+        info = Settings.model_fields.get(field)
+        alias = info.validation_alias if info is not None else None
+        name = alias if isinstance(alias, str) else f"HINGE_{field.upper()}" if info is not None else field
+        message = str(problem["msg"]).removeprefix("Value error, ")
+        value = problem.get("input")
+        secret = "token" in name.lower() or "secret" in name.lower()
+        shown = "" if secret or isinstance(value, dict) else f" (got {str(value)[:60]!r})"
+        lines.append(f"error: setting {name}: {message}{shown}")
+    return lines
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         settings = _settings(args)
+    except ValidationError as exc:
+        for line in settings_errors(exc):
+            print(line, file=sys.stderr)
+        return 2
+    try:
         code: int = args.handler(args, settings)
         return code
     except (LibraryError, HingeError) as exc:

@@ -11,6 +11,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from index.embedding import BUNDLED_MODEL
 
 _PROJECT_KNOWLEDGE = Path(__file__).resolve().parent.parent / "knowledge"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 def _default_knowledge_dir() -> Path:
@@ -68,7 +69,7 @@ class Settings(BaseSettings):
     http_port: int = Field(default=8080, ge=0, le=65535, description="port of that endpoint (0: the OS picks)")
     application_id: int | None = Field(default=None, description="the application (client) id, for invite-url")
     log_json: bool = Field(default=False, description="JSON log lines instead of human-readable ones")
-    log_level: str = Field(default="INFO")
+    log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING, ERROR or CRITICAL")
 
     @model_validator(mode="before")
     @classmethod
@@ -77,6 +78,14 @@ class Settings(BaseSettings):
         if isinstance(values, dict):
             return {k: v for k, v in values.items() if not (isinstance(v, str) and not v.strip())}
         return values
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        level = value.strip().upper()
+        if level not in LOG_LEVELS:
+            raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}")
+        return level
 
     @field_validator("guild_ids", mode="before")
     @classmethod
