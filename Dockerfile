@@ -1,32 +1,31 @@
 # syntax=docker/dockerfile:1
-# Hinge Coach: the bot, the bundled model and the library in one image. Data lives in /data.
+# Hinge Coach: the bot, the bundled model and the shipped library in one image. Data lives in /data.
 
 ARG PYTHON_IMAGE=python:3.11-slim
 
-FROM ${PYTHON_IMAGE} AS build
-# The CPU build of torch: without it pip would fetch a multi-GB CUDA build.
-ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
-ENV TORCH_INDEX_URL=${TORCH_INDEX_URL} PIP_NO_CACHE_DIR=1
-WORKDIR /app
-COPY pyproject.toml README.md ./
-COPY scripts/ scripts/
+FROM ${PYTHON_IMAGE}
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+RUN useradd --create-home --uid 10001 coach && mkdir -p /data && chown coach /data
+WORKDIR /src
+# 1. The dependencies, torch's CPU build first (scripts/install.sh explains how it picks it). This
+#    layer depends on pyproject.toml and the script only: a code change does not reinstall torch.
+COPY pyproject.toml ./
+COPY scripts/install.sh scripts/install.sh
+RUN scripts/install.sh --deps-only /opt/venv
+# 2. The code, installed as a regular package (not editable) on top, with its data files.
+COPY README.md ./
 COPY bot/ bot/
 COPY index/ index/
-# The same install script as `make run`, so the image and the Makefile cannot drift.
-RUN scripts/install.sh /opt/venv
-
-FROM ${PYTHON_IMAGE} AS runtime
-RUN useradd --create-home --uid 10001 coach && mkdir -p /data && chown coach /data
-COPY --from=build /opt/venv /opt/venv
+RUN scripts/install.sh --package /opt/venv && rm -rf build ./*.egg-info
+# 3. The shipped library, read from here at run time; the team's own documents live in /data/library.
 WORKDIR /app
-COPY --from=build /app /app
 COPY knowledge/ knowledge/
 COPY docker/entrypoint.sh /usr/local/bin/hinge-entrypoint
 ENV PATH=/opt/venv/bin:$PATH \
     HF_HUB_OFFLINE=1 \
     TRANSFORMERS_OFFLINE=1 \
     HINGE_DATA_DIR=/data \
-    HINGE_KNOWLEDGE_DIR=/data/knowledge \
+    HINGE_KNOWLEDGE_DIR=/app/knowledge \
     HINGE_HTTP_HOST=0.0.0.0 \
     HINGE_HTTP_PORT=8080
 USER coach

@@ -135,11 +135,10 @@ def test_the_image_entry_command_runs_directly(tmp_path: Path) -> None:
     cmd = json.loads(re.search(r"^CMD (\[.*\])$", dockerfile, re.M).group(1))  # type: ignore[union-attr]
     assert cmd[:2] == ["hinge", "run"]
     env = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "HINGE_DATA_DIR": str(tmp_path / "data"),
-           "HINGE_KNOWLEDGE_DIR": str(tmp_path / "data" / "knowledge"),
-           "HINGE_BUNDLED_KNOWLEDGE": str(PROJECT / "knowledge"), "HOME": str(tmp_path)}
-    # Without a token the bot must refuse clearly, after the entrypoint copied the library.
+           "HINGE_KNOWLEDGE_DIR": str(PROJECT / "knowledge"), "HOME": str(tmp_path)}
+    # Without a token the bot must refuse clearly, after the entrypoint made the team's library folder.
     result = subprocess.run([str(PROJECT / "docker" / "entrypoint.sh"), *cmd], capture_output=True, text=True,
                             env=env, cwd=tmp_path, timeout=60)
     assert result.returncode != 0
     assert "DISCORD_TOKEN is not set" in result.stderr and "Traceback" not in result.stderr
-    assert (tmp_path / "data" / "knowledge" / "articles" / "hip-hinge-ride-faster.md").is_file()
+    assert (tmp_path / "data" / "library").is_dir()  # the shipped library is read from the image
