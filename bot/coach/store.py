@@ -177,6 +177,10 @@ class CoachStore:
             "INSERT INTO coach_answers (request_id, guild_id, coach_id, coach_name, question, title, text, link, "
             "document_id, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (request_id, guild_id, coach_id, coach_name, question, title, text, link, document_id, now, now))
+        # Closed in the same transaction: a crash right after the answer is stored must not leave its card open
+        # (after a restart the card would still offer Answer, and a second answer would become a second document).
+        await self.db.execute("UPDATE coach_requests SET status = 'answered', closed_at = ?, closed_by = ? "
+                              "WHERE id = ? AND status = 'open'", (now, coach_name, request_id))
         await self.db.commit()
         return int(cursor.lastrowid or 0)
 
