@@ -316,8 +316,9 @@ def test_mentions_and_front_matter_breaking_markdown_are_stored_safely_and_ping_
 
 
 # -- SIGKILL between the modal submit and the reindex -------------------------------------------------------------
-def kill_when(bot: BotProcess, condition: Callable[[], bool], timeout: float, what: str) -> float:
-    """SIGKILL the bot's process group as soon as `condition` holds; polls every 2 ms. The time it took."""
+def kill_when(bot: BotProcess, condition: Callable[[], bool], timeout: float, what: str, then: float = 0) -> float:
+    """SIGKILL the bot's process group as soon as `condition` holds (polled every 2 ms), or `then` seconds
+    after. The time it took."""
     started = time.monotonic()
     while not condition():
         if time.monotonic() - started > timeout:
@@ -325,15 +326,24 @@ def kill_when(bot: BotProcess, condition: Callable[[], bool], timeout: float, wh
         if not bot.alive():
             raise AssertionError(f"the bot exited before {what}\n{bot.log()[-4000:]}")
         time.sleep(0.002)
+    time.sleep(then)
     os.killpg(bot.pid, signal.SIGKILL)
     bot.proc.wait(10)
     return time.monotonic() - started
 
 
-@pytest.mark.parametrize("moment", ["stored", "delivered"])
+IN_FLIGHT = pytest.param("in flight", marks=pytest.mark.xfail(strict=True, reason=(
+    "known gap: delivery is at-least-once. A kill after Discord created the reply but before delivered_at is "
+    "stored makes the restarted bot reply again. Fix: send the reply with a nonce per asker (discord.py then "
+    "sets enforce_nonce), and teach the fake Discord enforce_nonce.")))
+
+
+@pytest.mark.parametrize("moment", ["stored", "delivered", IN_FLIGHT])
 def test_sigkill_between_submit_and_reindex_then_restart(tmp_path: Path, coach_index: Path, moment: str) -> None:
     """`stored`: killed as soon as the answer row exists with indexed=0 (before or right after delivery).
-    `delivered`: the card edit is held by the fake, so the kill lands after the reply, before the reindex."""
+    `delivered`: the card edit is held by the fake, so the kill lands after the reply, before the reindex.
+    `in flight`: the reply is held by the fake for 3 s; the kill lands while it is in flight, and the fake
+    still creates it (as Discord would once the request is in)."""
     data, knowledge = copy_tree(coach_index, tmp_path / "data"), copy_tree(KNOWLEDGE, tmp_path / "knowledge")
     w = coach_fake()
     fake = w.fake
@@ -344,6 +354,8 @@ def test_sigkill_between_submit_and_reindex_then_restart(tmp_path: Path, coach_i
             asked = answer_message(ask)
             card = wait_card(w, QUESTION)
             shown = open_modal(w, card, bot)
+            if moment == "in flight":
+                fake.fail("POST", rf"^/channels/{w.rider_channel}/messages$", status=None, delay=3)
             if moment == "delivered":
                 # The edit of the card (after the delivery, before the reindex) waits 30 s at the fake.
                 fake.fail("PATCH", rf"^/channels/{w.coach_channel}/messages/{card['id']}$", status=None, delay=30)
@@ -352,15 +364,20 @@ def test_sigkill_between_submit_and_reindex_then_restart(tmp_path: Path, coach_i
             if moment == "stored":
                 kill_when(bot, lambda: bool(rows(data, "SELECT 1 FROM coach_answers WHERE indexed = 0")), 30,
                           "the stored answer")
-            else:
+            elif moment == "delivered":
                 kill_when(bot, lambda: rows(data, "SELECT COUNT(*) FROM coach_askers WHERE delivered_at IS NOT "
                                                   "NULL") == [(1,)], 30, "the delivery")
+            else:
+                kill_when(bot, lambda: rows(data, "SELECT written FROM coach_answers") == [(1,)], 30,
+                          "the library file", then=0.5)
+                fake.wait_until(lambda: replies_to(fake, w.rider_channel, asked["id"]) or None, 10,
+                                "the held reply to land")
             at_kill = rows(data, "SELECT a.written, a.indexed, k.delivered_at IS NOT NULL FROM coach_answers a "
                                  "JOIN coach_askers k ON k.request_id = a.request_id")
             print(f"killed at {moment}: (written, indexed, delivered) = {at_kill}")
             assert at_kill and at_kill[0][1] == 0, "the kill landed before the reindex"
-            if moment == "delivered":
-                assert at_kill == [(1, 0, 1)]
+            if moment != "stored":
+                assert at_kill == [(1, 0, int(moment == "delivered"))]
         fake.faults.clear()
 
         # Restart on the same data dir: on_ready finishes the answer.
