@@ -164,26 +164,49 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
-    from index.answers import AnswerComposer
+    """A conversation in the terminal: each question is asked with the earlier ones as context; `/new` starts
+    over. On a terminal it prompts; otherwise it reads one turn per line (with --json, one Answer per line)."""
+    from index.answers import AnswerComposer, turn_of
+    from index.conversation import Turn
     from index.rendering import render_text
 
     engine = make_engine(settings)
-    print("Loading the library and the model...", file=sys.stderr)
-    engine.load(progress=ProgressBar())
+    interactive = sys.stdin.isatty() and not getattr(args, "json", False)
+    if interactive:
+        print("Loading the library and the model...", file=sys.stderr)
+    engine.load(progress=ProgressBar() if interactive else None)
     composer = AnswerComposer(max_chars=settings.max_question_chars)
     composer.warm(engine.index)
-    print("Hinge Coach: ask about the hip hinge, riding positions, back fatigue or gym work for riders. "
-          "An empty line or Ctrl-D quits.")
+    if interactive:
+        print("Hinge Coach: ask about the hip hinge, riding positions, back fatigue or gym work for riders. "
+              "Follow-up questions keep the conversation's context; /new starts over. An empty line or Ctrl-D "
+              "quits.")
+    history: list[Turn] = []
     while True:
         try:
-            question = input("\nyou> ")
+            question = input("\nyou> ") if interactive else input()
         except EOFError:
-            print()
+            if interactive:
+                print()
             return 0
         if not question.strip():
-            return 0
-        answer = composer.ask(engine.index, question)
-        print(f"\ncoach> {render_text(answer)}\n({answer.elapsed_ms:.0f} ms)")
+            if interactive:
+                return 0
+            continue
+        if question.strip() == "/new":
+            history = []
+            if interactive:
+                print("(new conversation)")
+            continue
+        answer = composer.ask(engine.index, question, history=history)
+        if answer.status != "invalid":
+            history.append(turn_of(answer))
+        if getattr(args, "json", False):
+            print(answer.model_dump_json(), flush=True)
+        elif interactive:
+            print(f"\ncoach> {render_text(answer)}\n({answer.elapsed_ms:.0f} ms)")
+        else:
+            print(f"you> {question}\ncoach> {render_text(answer)}\n", flush=True)
 
 
 def cmd_eval_questions(args: argparse.Namespace, settings: Settings) -> int:
@@ -226,8 +249,10 @@ def cmd_start(args: argparse.Namespace, settings: Settings) -> int:
     return cmd_chat(args, settings)
 
 
-INVITE_PERMISSIONS = ("view_channel", "send_messages", "send_messages_in_threads", "embed_links",
-                      "read_message_history")
+# Create Public Threads: /ask can open a thread on its answer for follow-up questions; Attach Files: the
+# coaches' weekly digest carries a chart.
+INVITE_PERMISSIONS = ("view_channel", "send_messages", "send_messages_in_threads", "create_public_threads",
+                      "embed_links", "attach_files", "read_message_history")
 
 
 def invite_url(application_id: int) -> str:
@@ -286,7 +311,8 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("question", nargs="*")
     ask.add_argument("--json", action="store_true", help="print the Answer as JSON")
     ask.add_argument("--file", help="answer one question per line of F (- for stdin), one result per line")
-    add(commands, "chat", cmd_chat, "ask questions interactively in the terminal")
+    chat = add(commands, "chat", cmd_chat, "a conversation in the terminal (/new starts over; reads lines when piped)")
+    chat.add_argument("--json", action="store_true", help="one Answer object per turn, one per line")
     add(commands, "run", cmd_run, "run the Discord bot (needs DISCORD_TOKEN)")
     invite = add(commands, "invite-url", cmd_invite_url, "print the link that adds the bot to a server")
     invite.add_argument("--application-id", type=int, help="the application (client) id")

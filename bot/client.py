@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Sequence
 from datetime import datetime
 
 import discord
@@ -12,18 +13,20 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.coach.desk import CoachDesk
+from bot.conversations import ConversationDesk
 from bot.library import LibraryEditor
 from bot.metrics import Metrics
 from bot.settings import Settings
 from bot.storage import Storage
 from bot.web import HealthServer
 from index.answers import Answer, AnswerComposer
+from index.conversation import Turn
 from index.engine import Engine
 
 log = logging.getLogger(__name__)
 
 COGS = ("bot.cogs.errors", "bot.cogs.ask", "bot.cogs.drills", "bot.cogs.library", "bot.cogs.admin",
-        "bot.cogs.mentions", "bot.cogs.setup", "bot.cogs.coach", "bot.cogs.privacy")
+        "bot.cogs.mentions", "bot.cogs.setup", "bot.cogs.coach", "bot.cogs.privacy", "bot.cogs.conversations")
 
 
 class UserLimiter:
@@ -54,7 +57,8 @@ class HingeBot(commands.Bot):
     def __init__(self, settings: Settings, engine: Engine, storage: Storage,
                  composer: AnswerComposer | None = None) -> None:
         intents = discord.Intents.default()
-        intents.message_content = settings.answer_on_mention
+        # Privileged, so only when a feature needs it: DMs and slash commands carry their text without it.
+        intents.message_content = settings.answer_on_mention or settings.thread_followups
         super().__init__(
             command_prefix=commands.when_mentioned,
             intents=intents,
@@ -72,6 +76,7 @@ class HingeBot(commands.Bot):
         self.limiter = UserLimiter(settings.ask_cooldown_rate, settings.ask_cooldown_seconds)
         self.library = LibraryEditor(engine, storage, self.metrics)
         self.coach = CoachDesk(self)
+        self.conversations = ConversationDesk(self)
 
     async def setup_hook(self) -> None:
         await self.storage.open()
@@ -101,11 +106,11 @@ class HingeBot(commands.Bot):
         log.info("synced %d global commands (they can take a while to appear)", len(synced))
         return synced
 
-    async def answer(self, question: str, guild_id: int | None = None) -> Answer:
+    async def answer(self, question: str, guild_id: int | None = None, history: Sequence[Turn] = ()) -> Answer:
         """Compose an answer off the event loop, on the index in use when the question came in; a team's own
-        documents are cited only in that team's server."""
+        documents are cited only in that team's server; `history`: the conversation's earlier turns."""
         index = self.engine.index
-        return await asyncio.to_thread(self.composer.ask, index, question, guild_id)
+        return await asyncio.to_thread(self.composer.ask, index, question, guild_id, history)
 
     async def log_answer(self, answer: Answer, guild_id: int | None, channel_id: int | None,
                          user_id: int | None, private: bool = False) -> int:

@@ -60,6 +60,10 @@ class Settings(BaseSettings):
                                         "mentions")
     ask_cooldown_rate: int = Field(default=3, ge=1, description="requests allowed per user per window")
     retention_days: int = Field(default=180, ge=1, description="days questions and feedback are kept")
+    thread_followups: bool = Field(default=False, description="answer plain messages in the threads the bot "
+                                   "opened (needs the Message Content intent)")
+    conversation_idle_hours: float = Field(default=24.0, gt=0, description="a conversation's context is "
+                                           "forgotten after this long without a message")
     max_question_chars: int = Field(default=500, ge=1)
     max_upload_bytes: int = Field(default=200_000, ge=1, description="largest file /add-source accepts")
     answer_on_mention: bool = Field(default=False, description="answer messages that mention the bot "

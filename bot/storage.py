@@ -10,7 +10,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiosqlite
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter
+
+from index.conversation import Turn
 
 MIGRATIONS: Sequence[str] = (
     # 1: the first schema
@@ -124,7 +126,21 @@ MIGRATIONS: Sequence[str] = (
         updated_at TEXT NOT NULL
     );
     """,
+    # 3: conversations in the bot's own threads and in DMs
+    """
+    CREATE TABLE conversations (
+        channel_id INTEGER PRIMARY KEY,
+        guild_id INTEGER,
+        user_id INTEGER,
+        turns TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    """,
 )
+
+
+_TURNS = TypeAdapter(list[Turn])
+MAX_KEPT_TURNS = 10
 
 
 class LoggedQuestion(BaseModel):
@@ -282,6 +298,7 @@ class Storage:
                               "(SELECT id FROM questions WHERE user_id = ?)", (user_id, user_id))
         await self.db.execute("UPDATE coach_askers SET user_id = NULL, question = '', withdrawn = 1 "
                               "WHERE user_id = ?", (user_id,))
+        await self.db.execute("DELETE FROM conversations WHERE user_id = ?", (user_id,))
         cursor = await self.db.execute("DELETE FROM questions WHERE user_id = ?", (user_id,))
         await self.db.commit()
         return int(cursor.rowcount)
@@ -355,6 +372,26 @@ class Storage:
         return ReindexRecord(started_at=datetime.fromisoformat(row[0]),
                              finished_at=datetime.fromisoformat(row[1]) if row[1] else None, user_name=row[2],
                              ok=bool(row[3]), documents=row[4], chunks=row[5], seconds=row[6])
+
+    # -- conversations ------------------------------------------------------------------------
+    async def conversation(self, channel_id: int, idle_hours: float) -> list[Turn] | None:
+        """The turns so far in a thread the bot opened or a DM; None when there is none or it went idle."""
+        async with self.db.execute("SELECT turns, updated_at FROM conversations WHERE channel_id = ?",
+                                   (channel_id,)) as cursor:
+            row = await cursor.fetchone()
+        if row is None:
+            return None
+        if datetime.now(UTC) - datetime.fromisoformat(row[1]) > timedelta(hours=idle_hours):
+            return []
+        return _TURNS.validate_json(row[0])
+
+    async def save_conversation(self, channel_id: int, guild_id: int | None, user_id: int | None,
+                                turns: list[Turn]) -> None:
+        await self.db.execute(
+            "INSERT INTO conversations (channel_id, guild_id, user_id, turns, updated_at) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT (channel_id) DO UPDATE SET turns = excluded.turns, updated_at = excluded.updated_at",
+            (channel_id, guild_id, user_id, _TURNS.dump_json(turns[-MAX_KEPT_TURNS:]).decode(), _now()))
+        await self.db.commit()
 
     # -- per-server settings ----------------------------------------------------------------
     async def guild_settings(self, guild_id: int) -> GuildSettings:

@@ -18,6 +18,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from index.chunking import Chunk, sentence_spans
+from index.conversation import MAX_CONTEXT_TURNS, ContextPolicy, Turn
 from index.documents import Document, Kind
 from index.embedding import Embedder, Vectors
 from index.search import Hit, SearchIndex
@@ -65,6 +66,7 @@ class Citation(BaseModel):
     url: str | None
     excerpt: str
     document_id: str
+    passage_id: str | None = None
     heading: str | None = None
     score: float
 
@@ -100,6 +102,26 @@ class Answer(BaseModel):
     top_score: float | None = None
     confidence: float | None = None
     elapsed_ms: float = 0.0
+
+
+@dataclass(frozen=True)
+class _Seen:
+    """What a conversation has already shown the rider: not shown again unless nothing else fits."""
+
+    passages: frozenset[str]
+    videos: frozenset[str]
+    drills: frozenset[str]
+
+    @classmethod
+    def of(cls, history: Sequence[Turn]) -> _Seen:
+        return cls(frozenset(p for t in history for p in t.passages), frozenset(v for t in history for v in t.videos),
+                   frozenset(t.drill for t in history if t.drill))
+
+
+def turn_of(answer: Answer) -> Turn:
+    """The turn a conversation keeps of an answer."""
+    return Turn(question=answer.question, passages=[c.passage_id for c in answer.citations if c.passage_id],
+                videos=[v.url for v in answer.videos], drill=answer.drill.id if answer.drill else None)
 
 
 class Evidence(BaseModel):
@@ -250,17 +272,20 @@ def select_excerpt(chunk: Chunk, query_terms: set[str], tokenize: Callable[[str]
 
 class AnswerComposer:
     def __init__(self, policy: DeclinePolicy | None = None, max_chars: int = MAX_QUESTION_CHARS,
-                 guard: OffTopicGuard | None = None) -> None:
+                 guard: OffTopicGuard | None = None, context: ContextPolicy | None = None) -> None:
         self.policy = policy or DeclinePolicy()
         self.guard = guard or OffTopicGuard()
         self.shorthand = Shorthand()
         self.max_chars = max_chars
+        self.context = context or ContextPolicy()
 
-    def ask(self, index: SearchIndex, question: str, guild_id: int | None = None) -> Answer:
+    def ask(self, index: SearchIndex, question: str, guild_id: int | None = None,
+            history: Sequence[Turn] = ()) -> Answer:
         """Answer `question` as asked in server `guild_id` (None: a DM or the terminal), whose team's own
-        documents it may cite. Safe to call from several threads at once."""
+        documents it may cite, as the next turn of a conversation whose earlier turns are `history`.
+        Safe to call from several threads at once."""
         started = time.perf_counter()
-        answer = self._compose(index, question, guild_id)
+        answer = self._compose(index, question, guild_id, history)
         return answer.model_copy(update={"elapsed_ms": round((time.perf_counter() - started) * 1000, 2)})
 
     def warm(self, index: SearchIndex) -> None:
@@ -270,7 +295,7 @@ class AnswerComposer:
     def _invalid(self, question: str, lead: str) -> Answer:
         return Answer(question=question, answered=False, status="invalid", lead=lead)
 
-    def _compose(self, index: SearchIndex, question: str, guild_id: int | None) -> Answer:
+    def _compose(self, index: SearchIndex, question: str, guild_id: int | None, history: Sequence[Turn]) -> Answer:
         if not question or not question.strip():
             return self._invalid(question, "Ask me a question in words, for example: "
                                  "\"why does my lower back get tired after two motos?\"")
@@ -282,18 +307,24 @@ class AnswerComposer:
             return self._invalid(question, "I couldn't find a question in that. Ask me in words, for "
                                  "example: \"how do I hold the attack position?\"")
         query = self.query(question)
-        vector = index.embed_query(query)
-        hits = self.rank(index, query, vector, guild_id=guild_id)
-        # The index's tokenizer keeps one stemmer per thread: PyStemmer objects must not be shared.
-        terms = set(index.lexical.tokenize(query))
-        evidence = self.evidence(index, vector, hits, terms)
-        confidence = self.policy.confidence(evidence) if hits else 0.0
+        earlier = [self.query(t.question) for t in history[-MAX_CONTEXT_TURNS:]]
+        # One batch for the question and the turns before it: about the cost of one query.
+        vectors = index.embedder.encode([query, *earlier]) if earlier else index.embed_query(query)[None, :]
+        vector, earlier_vectors = np.asarray(vectors[0], dtype=np.float32), vectors[1:]
+        follow_up = bool(earlier) and float(earlier_vectors[-1] @ vector) >= self.context.standalone_similarity
+        hits, terms, confidence = self._search(index, query, vector, guild_id) if not follow_up else ([], set(), 0.0)
+        if earlier and not self.context.stands_alone(vector, earlier_vectors, confidence):
+            query = self.context.lexical(query, earlier)
+            vector = self.context.vector(vector, earlier_vectors)
+            hits, terms, confidence = self._search(index, query, vector, guild_id)
+        seen = _Seen.of(history)
         safety = SAFETY_NOTE if mentions_pain(clean) else None
         top = hits[0].dense_score if hits else None
         if not self.policy.answers(confidence):
             return Answer(question=question, answered=False, status="declined", lead=DECLINE_LEAD,
                           safety_note=safety, top_score=top, confidence=round(confidence, 4))
-        chosen = self._distinct_documents(hits)
+        chosen = self._distinct_documents([h for h in hits if h.chunk.id not in seen.passages]) or \
+            self._distinct_documents(hits)  # quoted before, but nothing else fits
         citations = [self._cite(index, n, hit, terms) for n, hit in enumerate(chosen[:MAX_CITATIONS], 1)]
         more = [self._cite(index, n, hit, terms)
                 for n, hit in enumerate(chosen[MAX_CITATIONS:MAX_CITATIONS + MAX_MORE], MAX_CITATIONS + 1)]
@@ -302,10 +333,18 @@ class AnswerComposer:
         lead = lead_doc.summary if lead_doc and lead_doc.summary else citations[0].excerpt
         return Answer(
             question=question, answered=True, status="answered", lead=lead, citations=citations, more=more,
-            videos=self._videos(docs),
-            drill=self._drill(index, clean, hits, docs, guild_id) if about_training(clean) else None,
+            videos=[v for v in self._videos(docs) if v.url not in seen.videos],
+            drill=self._drill(index, clean, hits, docs, guild_id, seen.drills) if about_training(clean) else None,
             safety_note=safety, top_score=top, confidence=round(confidence, 4),
         )
+
+    def _search(self, index: SearchIndex, query: str, vector: Vectors,
+                guild_id: int | None) -> tuple[list[Hit], set[str], float]:
+        hits = self.rank(index, query, vector, guild_id=guild_id)
+        # The index's tokenizer keeps one stemmer per thread: PyStemmer objects must not be shared.
+        terms = set(index.lexical.tokenize(query))
+        evidence = self.evidence(index, vector, hits, terms)
+        return hits, terms, self.policy.confidence(evidence) if hits else 0.0
 
     def query(self, question: str) -> str:
         """The question as the search sees it: cleaned, with rider shorthand spelled out."""
@@ -348,6 +387,7 @@ class AnswerComposer:
         return Citation(
             n=n, title=hit.chunk.title, source=_source_name(doc), url=hit.chunk.url,
             excerpt=select_excerpt(hit.chunk, terms, index.lexical.tokenize), document_id=hit.chunk.doc_id,
+            passage_id=hit.chunk.id,
             heading=" > ".join(hit.chunk.heading_path) or None, score=round(hit.score, 4),
         )
 
@@ -364,11 +404,12 @@ class AnswerComposer:
 
     @staticmethod
     def _drill(index: SearchIndex, question: str, hits: Sequence[Hit],
-               docs: Sequence[Document | None], guild_id: int | None = None) -> DrillSuggestion | None:
+               docs: Sequence[Document | None], guild_id: int | None = None,
+               suggested: frozenset[str] = frozenset()) -> DrillSuggestion | None:
         """A drill among the hits first, then one the cited documents recommend, then a drill search."""
         candidates = [h.chunk.doc_id for h in hits if h.chunk.kind == Kind.DRILL.value]
         candidates += [ref for doc in docs if doc for ref in doc.drills]
-        drill = next((index.documents[c] for c in candidates if c in index.documents), None)
+        drill = next((index.documents[c] for c in candidates if c in index.documents and c not in suggested), None)
         if drill is None:
             drill = best_drill(index, question, guild_id=guild_id)
         if drill is None:

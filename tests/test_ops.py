@@ -94,7 +94,8 @@ def test_invite_url_asks_for_the_two_scopes_and_only_the_permissions_used() -> N
     import discord
 
     expected = discord.Permissions(view_channel=True, send_messages=True, send_messages_in_threads=True,
-                                   embed_links=True, read_message_history=True)
+                                   create_public_threads=True, embed_links=True, attach_files=True,
+                                   read_message_history=True)
     assert discord.Permissions(int(query["permissions"][0])) == expected
 
 

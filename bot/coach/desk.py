@@ -66,10 +66,20 @@ class CoachDesk:
             return None
         return CoachSetup(channel, saved.coach_role_id or self.bot.settings.coach_role_id)
 
+    async def home_guild(self) -> int | None:
+        """The server whose coaches take questions asked in DMs: the first with a coach queue."""
+        candidates = [*self.bot.settings.guild_ids, *(g.guild_id for g in await self.bot.storage.configured_guilds())]
+        for guild_id in dict.fromkeys(candidates):
+            if await self.setup_for(guild_id) is not None:
+                return guild_id
+        return None
+
     # -- the queue ----------------------------------------------------------------------------------
     async def enqueue(self, record: QuestionRecord, reason: str) -> Queued:
         """Put a logged question on its server's coach queue: onto the open card that asks the same thing, or a
         new card. Raises CoachQueueError when the server has no coach channel."""
+        if record.guild_id is None:  # a DM: the rider consented with a button; the answer comes back by DM
+            record = record.model_copy(update={"guild_id": await self.home_guild(), "private": True})
         setup = await self.setup_for(record.guild_id)
         if setup is None or record.guild_id is None:
             raise CoachQueueError("no coach channel")

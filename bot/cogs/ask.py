@@ -127,8 +127,10 @@ class Ask(commands.Cog):
 
     @app_commands.command(name="ask", description="Ask a hip-hinge, riding-position or rider-training question")
     @app_commands.describe(question="Your question, e.g. why is my lower back cooked after two motos?",
-                           private="Only you see the answer")
-    async def ask(self, interaction: discord.Interaction, question: str, private: bool = False) -> None:
+                           private="Only you see the answer",
+                           thread="Open a thread on the answer for follow-up questions")
+    async def ask(self, interaction: discord.Interaction, question: str, private: bool = False,
+                  thread: bool | None = None) -> None:
         limit = self.bot.settings.max_question_chars
         if len(question) > limit:
             # Refused before the limit: a question too long to answer costs no request.
@@ -139,10 +141,14 @@ class Ask(commands.Cog):
         self.bot.limiter.check(interaction.user.id, interaction.created_at)
         # Acknowledge at once: Discord allows 3 seconds for that, and 15 minutes for the answer.
         await interaction.response.defer(ephemeral=private, thinking=True)
-        answer = await self.bot.answer(question, interaction.guild_id)
+        # Inside a thread the bot opened (or a DM), earlier questions are the context.
+        history = await self.bot.conversations.history(interaction.channel_id)
+        answer = await self.bot.answer(question, interaction.guild_id, history or ())
+        private = private or interaction.guild_id is None  # a DM is private
         question_id = await self.bot.log_answer(answer, interaction.guild_id, interaction.channel_id,
                                                 interaction.user.id, private)
-        coached = await self.bot.coach.setup_for(interaction.guild_id) is not None
+        coached = await self.bot.coach.setup_for(interaction.guild_id) is not None or (
+            interaction.guild_id is None and await self.bot.coach.home_guild() is not None)
         queue_now = coached and not answer.answered and answer.status == "declined" and not private
         view: discord.ui.View | None = None
         if answer.answered:
@@ -155,6 +161,11 @@ class Ask(commands.Cog):
         sent = await interaction.followup.send(embed=embed, view=view or discord.utils.MISSING, ephemeral=private,
                                                wait=True)
         await self.bot.storage.set_question_message(question_id, sent.id)
+        if history is not None and interaction.channel_id is not None:
+            await self.bot.conversations.add(interaction.channel_id, interaction.guild_id, interaction.user.id,
+                                             history, answer)
+        elif not private and answer.status != "invalid" and await self.wants_thread(interaction, thread):
+            await self.bot.conversations.open_thread(interaction, sent.id, answer)
         if queue_now:
             record = await self.bot.storage.question_record(question_id)
             assert record is not None
@@ -162,6 +173,13 @@ class Ask(commands.Cog):
                 await self.bot.coach.enqueue(record, "declined")
             except CoachQueueError:
                 log.warning("the coach queue of server %s went away", interaction.guild_id)
+
+    async def wants_thread(self, interaction: discord.Interaction, asked: bool | None) -> bool:
+        if interaction.guild_id is None or isinstance(interaction.channel, discord.Thread):
+            return False
+        if asked is not None:
+            return asked
+        return bool((await self.bot.storage.guild_settings(interaction.guild_id)).answer_threads)
 
 
 async def setup(bot: HingeBot) -> None:

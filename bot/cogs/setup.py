@@ -31,6 +31,7 @@ def describe_settings(saved: GuildSettings, bot: HingeBot) -> discord.Embed:
     weekday = WEEKDAYS[saved.digest_weekday if saved.digest_weekday is not None else 0]
     hour = saved.digest_hour if saved.digest_hour is not None else 8
     embed.add_field(name="Weekly digest", value=f"{weekday.title()} {hour:02d}:00 UTC")
+    embed.add_field(name="Answer threads", value="on" if saved.answer_threads else "off")
     return embed
 
 
@@ -45,15 +46,17 @@ class Setup(commands.Cog):
     @app_commands.guild_only()
     @app_commands.command(name="setup", description="Set this server's coach channel, coach role and more")
     @app_commands.rename(coach_channel="coach-channel", coach_role="coach-role", admin_role="admin-role",
-                         digest_day="digest-day", digest_hour="digest-hour")
+                         digest_day="digest-day", digest_hour="digest-hour", answer_threads="answer-threads")
     @app_commands.describe(coach_channel="Where questions for the coaches are posted", coach_role="Who answers them",
                            admin_role="Who may run the admin commands besides Manage Server",
-                           digest_day="Day of the weekly digest (UTC)", digest_hour="Hour of the digest, 0-23 (UTC)")
+                           digest_day="Day of the weekly digest (UTC)", digest_hour="Hour of the digest, 0-23 (UTC)",
+                           answer_threads="Open a thread on every public /ask answer for follow-up questions")
     async def setup(self, interaction: discord.Interaction, coach_channel: discord.TextChannel | None = None,
                     coach_role: discord.Role | None = None, admin_role: discord.Role | None = None,
                     digest_day: Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday",
                                         "sunday"] | None = None,
-                    digest_hour: app_commands.Range[int, 0, 23] | None = None) -> None:
+                    digest_hour: app_commands.Range[int, 0, 23] | None = None,
+                    answer_threads: bool | None = None) -> None:
         assert interaction.guild_id is not None
         changes: dict[str, object] = {}
         for name, role in (("coach_role_id", coach_role), ("admin_role_id", admin_role)):
@@ -69,6 +72,8 @@ class Setup(commands.Cog):
             changes["digest_weekday"] = WEEKDAYS.index(digest_day)
         if digest_hour is not None:
             changes["digest_hour"] = digest_hour
+        if answer_threads is not None:
+            changes["answer_threads"] = answer_threads
         saved = await self.bot.storage.update_guild_settings(interaction.guild_id, **changes)
         text = "Saved." if changes else "Nothing changed; these are the current settings."
         await interaction.response.send_message(text, embed=describe_settings(saved, self.bot), ephemeral=True)

@@ -1,0 +1,114 @@
+"""Conversation benchmark: follow-up questions with and without the conversation's context.
+
+    python bench/conversations.py [--grid]
+
+Each conversation of tests/data/conversations.jsonl is replayed turn by turn with the shipped engine and
+composer. A turn hits when the answer is given and one of its three cited documents is expected. Follow-up
+turns are reported with context and alone (the gain is the point); topic-change turns with context against
+the same question asked alone. `--grid` tries context policies on the tune part (choose there, report the
+held-out part). Latency: warm follow-up answers against single questions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bot.cli import make_engine
+from bot.settings import Settings
+from index.answers import Answer, AnswerComposer, turn_of
+from index.conversation import ContextPolicy, Turn
+
+PROJECT = Path(__file__).resolve().parent.parent
+
+
+def hit(answer: Answer, expected: list[str]) -> bool:
+    return answer.answered and bool({c.document_id for c in answer.citations[:3]} & set(expected))
+
+
+def replay(engine, composer: AnswerComposer, conversations: list[dict],  # type: ignore[type-arg,no-untyped-def]
+           alone_too: bool = True) -> dict[str, list[bool]]:
+    results: dict[str, list[bool]] = {"followup": [], "followup_alone": [], "topic_change": [],
+                                      "topic_change_alone": [], "first": []}
+    for conversation in conversations:
+        history: list[Turn] = []
+        for turn in conversation["turns"]:
+            answer = composer.ask(engine.index, turn["question"], history=history)
+            results[turn["kind"]].append(hit(answer, turn["expected"]))
+            if turn["kind"] != "first" and alone_too:
+                alone = composer.ask(engine.index, turn["question"])
+                results[turn["kind"] + "_alone"].append(hit(alone, turn["expected"]))
+            history.append(turn_of(answer))
+    return results
+
+
+def share(flags: list[bool]) -> float:
+    return sum(flags) / len(flags) if flags else float("nan")
+
+
+def report(name: str, results: dict[str, list[bool]]) -> None:
+    print(f"{name:8} follow-ups hit@3 {share(results['followup']):.3f} with context, "
+          f"{share(results['followup_alone']):.3f} alone (n={len(results['followup'])}) | topic changes "
+          f"{share(results['topic_change']):.3f} with context, {share(results['topic_change_alone']):.3f} alone "
+          f"(n={len(results['topic_change'])}) | first turns {share(results['first']):.3f}")
+
+
+def latency(engine, composer: AnswerComposer, conversations: list[dict]) -> None:  # type: ignore[type-arg,no-untyped-def]
+    single, follow = [], []
+    for conversation in conversations[:40]:
+        turns = conversation["turns"]
+        first = composer.ask(engine.index, turns[0]["question"])
+        started = time.perf_counter()
+        composer.ask(engine.index, turns[0]["question"])
+        single.append((time.perf_counter() - started) * 1000)
+        started = time.perf_counter()
+        composer.ask(engine.index, turns[1]["question"], history=[turn_of(first)])
+        follow.append((time.perf_counter() - started) * 1000)
+    p = np.percentile
+    print(f"warm latency: single p50 {p(single, 50):.1f} ms p95 {p(single, 95):.1f} ms | follow-up p50 "
+          f"{p(follow, 50):.1f} ms p95 {p(follow, 95):.1f} ms (ratio of p50s {p(follow, 50) / p(single, 50):.2f})")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--conversations", type=Path, default=PROJECT / "tests/data/conversations.jsonl")
+    parser.add_argument("--grid", action="store_true")
+    args = parser.parse_args()
+    conversations = [json.loads(line) for line in args.conversations.read_text(encoding="utf-8").splitlines()
+                     if line.strip()]
+    tune = [c for c in conversations if c["split"] == "tune"]
+    holdout = [c for c in conversations if c["split"] == "holdout"]
+    engine = make_engine(Settings(_env_file=None))  # type: ignore[call-arg]
+    engine.load()
+    composer = AnswerComposer()
+    composer.warm(engine.index)
+    if args.grid:
+        base = ContextPolicy()
+        for weight in (0.6, 1.0, 1.5):
+            for own_repeat in (1, 2):
+                for similarity in (0.0, 0.35):
+                    composer.context = replace(base, weight=weight, own_repeat=own_repeat,
+                                               standalone_similarity=similarity)
+                    results = replay(engine, composer, tune, alone_too=False)
+                    print(f"weight {weight} own_repeat {own_repeat} standalone_similarity {similarity}: "
+                          f"follow-ups {share(results['followup']):.3f} topic changes "
+                          f"{share(results['topic_change']):.3f}", flush=True)
+        composer.context = base
+    print(f"shipped context policy: {composer.context}")
+    report("tune", replay(engine, composer, tune))
+    report("holdout", replay(engine, composer, holdout))
+    latency(engine, composer, conversations)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,53 @@
+"""Conversations in Discord: the threads the bot opens on its answers, and DMs. Their turns live in SQLite
+(keyed by the thread or DM channel), so a follow-up after a restart still has its context."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+import discord
+
+from bot.embeds import clip
+from index.answers import Answer, turn_of
+from index.conversation import Turn
+
+if TYPE_CHECKING:
+    from bot.client import HingeBot
+
+log = logging.getLogger(__name__)
+NO_THREADS = ("I couldn't open a thread for follow-ups here: I need the **Create Public Threads** permission in "
+              "this channel. I'll answer in the channel instead.")
+
+
+class ConversationDesk:
+    def __init__(self, bot: HingeBot) -> None:
+        self.bot = bot
+        self._told_no_threads: set[int] = set()
+
+    async def history(self, channel_id: int | None) -> list[Turn] | None:
+        """The earlier turns in this channel when it is a conversation (a thread the bot opened, or a DM)."""
+        if channel_id is None:
+            return None
+        return await self.bot.storage.conversation(channel_id, self.bot.settings.conversation_idle_hours)
+
+    async def add(self, channel_id: int, guild_id: int | None, user_id: int | None, history: list[Turn],
+                  answer: Answer) -> None:
+        if answer.status == "invalid":
+            return
+        await self.bot.storage.save_conversation(channel_id, guild_id, user_id, [*history, turn_of(answer)])
+
+    async def open_thread(self, interaction: discord.Interaction, message_id: int, answer: Answer) -> None:
+        """A public thread on the answer, named after the question; its first turn is this answer."""
+        assert interaction.channel_id is not None and interaction.guild_id is not None
+        channel = self.bot.get_partial_messageable(interaction.channel_id, guild_id=interaction.guild_id)
+        try:
+            thread = await channel.get_partial_message(message_id).create_thread(
+                name=clip(answer.question.replace("\n", " "), 100) or "Follow-up questions",
+                auto_archive_duration=1440)
+        except discord.Forbidden:
+            if interaction.guild_id not in self._told_no_threads:
+                self._told_no_threads.add(interaction.guild_id)
+                await interaction.followup.send(NO_THREADS, ephemeral=True)
+            return
+        await self.add(thread.id, interaction.guild_id, interaction.user.id, [], answer)
