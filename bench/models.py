@@ -41,7 +41,7 @@ from bot.settings import Settings
 from index.answers import AnswerComposer
 from index.embedding import Embedder, SentenceEmbedder, Vectors
 from index.engine import Engine
-from index.evaluation import evaluate, load_beir
+from index.evaluation import BeirSet, evaluate, load_beir
 from index.fusion import FusionSettings
 from index.question_eval import evaluate_questions, load_questions, ranked_documents
 from index.store import IndexStore
@@ -138,11 +138,37 @@ def rider(index: Any, composer: AnswerComposer, cases: Sequence[Any]) -> dict[st
     return out
 
 
+def sampled(beir: BeirSet, docs: int, seed: int = 0) -> BeirSet:
+    """A smaller BEIR set for a busy machine: random test queries whose relevant documents fill at most
+    half of `docs`, plus random other documents of the corpus up to `docs` (0: the whole set).
+
+    Every model sees the same sample (fixed seed), so the comparison is fair; the figures are higher
+    than full-corpus ones (fewer distractors) and are not comparable with published nDCG@10.
+    """
+    if not docs or docs >= len(beir.documents):
+        return beir
+    rng = np.random.default_rng(seed)
+    qids = list(beir.queries)
+    rng.shuffle(qids)
+    keep: set[str] = set()
+    chosen: list[str] = []
+    for qid in qids:
+        relevant = {d for d, grade in beir.qrels.get(qid, {}).items() if grade > 0}
+        if chosen and len(keep | relevant) > docs // 2:
+            continue
+        keep |= relevant
+        chosen.append(qid)
+    others = [d.id for d in beir.documents if d.id not in keep]
+    keep |= {others[i] for i in rng.choice(len(others), min(len(others), docs - len(keep)), replace=False)}
+    return BeirSet(name=beir.name, documents=[d for d in beir.documents if d.id in keep],
+                   queries={q: beir.queries[q] for q in chosen}, qrels={q: beir.qrels[q] for q in chosen})
+
+
 def beir_figures(model_dir: Path, embedder: Embedder, query_embedder: Embedder,
-                 fusion: FusionSettings) -> dict[str, Any]:
+                 fusion: FusionSettings, docs: int) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name in ("nfcorpus", "scifact"):  # the smaller corpus first
-        beir = load_beir(SHARED / name, "test")
+        beir = sampled(load_beir(SHARED / name, "test"), docs)
         store = IndexStore(model_dir / "beir" / name)
         entry: dict[str, Any] = {}
         if store.current_folder() is None:  # built once per model, by the first variant
@@ -151,13 +177,14 @@ def beir_figures(model_dir: Path, embedder: Embedder, query_embedder: Embedder,
         index = store.load(query_embedder, fusion)
         vectors = query_embedder.encode(list(beir.queries.values()))
         report = evaluate(index, beir, "test", fusion, query_vectors=vectors)
-        entry.update(ndcg10=report.ndcg_at_10, recall100=report.recall_at_100, queries=report.queries)
+        entry.update(ndcg10=report.ndcg_at_10, recall100=report.recall_at_100, queries=report.queries,
+                     documents=len(beir.documents))
         out[name] = entry
         print(f"  beir {name}: {json.dumps(entry)}", file=sys.stderr, flush=True)
     return out
 
 
-def child_run(model: str, data_dir: Path, skip_beir: bool) -> dict[str, Any]:
+def child_run(model: str, data_dir: Path, skip_beir: bool, beir_docs: int) -> dict[str, Any]:
     engine, settings, embedder = engine_for(model, data_dir)
     started = time.perf_counter()
     engine.load(build_if_missing=False)
@@ -180,8 +207,9 @@ def child_run(model: str, data_dir: Path, skip_beir: bool) -> dict[str, Any]:
         times = [composer.ask(index, LATENCY_QUESTION).elapsed_ms for _ in range(LATENCY_ROUNDS)]
         figures["one_p50_ms"] = float(np.percentile(times, 50))
         figures["one_p95_ms"] = float(np.percentile(times, 95))
+        print(f"[{model}] {label} (rider, latency): {json.dumps(figures)}", file=sys.stderr, flush=True)
         if not skip_beir:
-            figures["beir"] = beir_figures(data_dir, embedder, query_embedder, fusion)
+            figures["beir"] = beir_figures(data_dir, embedder, query_embedder, fusion, beir_docs)
         result["variants"][label] = figures
         print(f"[{model}] {label}: {json.dumps(figures)}", file=sys.stderr, flush=True)
     return result
@@ -222,6 +250,11 @@ def main() -> int:
     parser.add_argument("--models", default="minilm,bge")
     parser.add_argument("--out", type=Path, default=None, help="also write the raw figures as JSON here")
     parser.add_argument("--skip-beir", action="store_true")
+    parser.add_argument("--beir-docs", type=int, default=0,
+                        help="sample each BEIR corpus down to this many documents (0: the whole test set)")
+    parser.add_argument("--reuse", action="append", default=[], metavar="MODEL=DIR",
+                        help="a data dir where this model's library index is already built: its build "
+                        "figures are read from the manifest instead of building again")
     parser.add_argument("--child", choices=("build", "run"), help=argparse.SUPPRESS)
     parser.add_argument("--model", help=argparse.SUPPRESS)
     parser.add_argument("--data-dir", type=Path, help=argparse.SUPPRESS)
@@ -229,17 +262,25 @@ def main() -> int:
 
     if args.child:
         figures = child_build(args.model, args.data_dir) if args.child == "build" else \
-            child_run(args.model, args.data_dir, args.skip_beir)
+            child_run(args.model, args.data_dir, args.skip_beir, args.beir_docs)
         print(json.dumps(figures))
         return 0
 
     results: dict[str, dict[str, Any]] = {}
+    reuse = dict(item.split("=", 1) for item in args.reuse)
     for model in args.models.split(","):
-        data_dir = Path(tempfile.mkdtemp(prefix=f"hinge-models-{model}-", dir="/tmp"))
-        print(f"{model}: data dir {data_dir}", file=sys.stderr, flush=True)
-        build = run_child(["--child", "build", "--model", model, "--data-dir", str(data_dir)])
+        if model in reuse:
+            data_dir = Path(reuse[model])
+            manifest = IndexStore(data_dir).read_manifest()
+            assert manifest is not None, f"no index in {data_dir}"
+            build = {"chunks": manifest.chunk_count, "embedded": manifest.embedded,
+                     "seconds": manifest.build_seconds, "passages_per_s": manifest.chunk_count / manifest.build_seconds}
+        else:
+            data_dir = Path(tempfile.mkdtemp(prefix=f"hinge-models-{model}-", dir="/tmp"))
+            build = run_child(["--child", "build", "--model", model, "--data-dir", str(data_dir)])
+        print(f"{model}: data dir {data_dir}, build {json.dumps(build)}", file=sys.stderr, flush=True)
         run = run_child(["--child", "run", "--model", model, "--data-dir", str(data_dir),
-                         *(["--skip-beir"] if args.skip_beir else [])])
+                         "--beir-docs", str(args.beir_docs), *(["--skip-beir"] if args.skip_beir else [])])
         results[model] = {"build": build, "run": run, "data_dir": str(data_dir)}
         if args.out:
             args.out.write_text(json.dumps(results, indent=1))
