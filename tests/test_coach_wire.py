@@ -359,11 +359,25 @@ def test_sigkill_between_submit_and_reindex_then_restart(tmp_path: Path, coach_i
             if moment == "delivered":
                 # The edit of the card (after the delivery, before the reindex) waits 30 s at the fake.
                 fake.fail("PATCH", rf"^/channels/{w.coach_channel}/messages/{card['id']}$", status=None, delay=30)
-            fake.submit_modal(shown, {"answer": ANSWER, "title": prefilled(shown.modal or {}, "title")},
-                              user_id=COACH, roles=[w.coach_role])
+            title = prefilled(shown.modal or {}, "title")
+            held = None
+            if moment == "stored":
+                # A FIFO where the library file's temporary copy goes: the write blocks on it (holding the
+                # library lock) with the answer stored and nothing else done, so the kill lands there every time.
+                # (Should the file be written differently one day, the kill still follows the poll below.)
+                from index.contributions import document_id, path_for
+
+                request_id = int(button(card, "answer").rsplit(":", 1)[1])
+                path = path_for(data / "library", document_id(request_id, title))
+                held = path.with_name(f".{path.name}.tmp")
+                held.parent.mkdir(parents=True, exist_ok=True)
+                os.mkfifo(held)
+            fake.submit_modal(shown, {"answer": ANSWER, "title": title}, user_id=COACH, roles=[w.coach_role])
             if moment == "stored":
                 kill_when(bot, lambda: bool(rows(data, "SELECT 1 FROM coach_answers WHERE indexed = 0")), 30,
-                          "the stored answer")
+                          "the stored answer", then=0.3)
+                assert held is not None
+                held.unlink()
             elif moment == "delivered":
                 kill_when(bot, lambda: rows(data, "SELECT COUNT(*) FROM coach_askers WHERE delivered_at IS NOT "
                                                   "NULL") == [(1,)], 30, "the delivery")
@@ -376,8 +390,9 @@ def test_sigkill_between_submit_and_reindex_then_restart(tmp_path: Path, coach_i
                                  "JOIN coach_askers k ON k.request_id = a.request_id")
             print(f"killed at {moment}: (written, indexed, delivered) = {at_kill}")
             assert at_kill and at_kill[0][1] == 0, "the kill landed before the reindex"
-            if moment != "stored":
-                assert at_kill == [(1, 0, int(moment == "delivered"))]
+            expected = {"stored": (0, 0, 0), "delivered": (1, 0, 1), "in flight": (1, 0, 0)}[moment]
+            assert at_kill == [expected], ("the kill landed at another moment (stored: is the library file "
+                                           "still written through `.<name>.tmp`?)")
         fake.faults.clear()
 
         # Restart on the same data dir: on_ready finishes the answer.
