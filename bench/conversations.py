@@ -63,6 +63,17 @@ def report(name: str, results: dict[str, list[bool]]) -> None:
           f"(n={len(results['topic_change'])}) | first turns {share(results['first']):.3f}")
 
 
+def off_topic_questions() -> list[str]:
+    rows = [json.loads(line) for line in (PROJECT / "tests/data/questions.jsonl").read_text().splitlines() if line]
+    return [r["question"] for r in rows if not r["on_topic"]]
+
+
+def declined_after(engine, composer: AnswerComposer, questions: list[str]) -> float:  # type: ignore[no-untyped-def]
+    """Share of off-topic questions still declined when asked as the second turn of a hinge conversation."""
+    first = turn_of(composer.ask(engine.index, "how do I hinge properly?"))
+    return share([not composer.ask(engine.index, q, history=[first]).answered for q in questions])
+
+
 def latency(engine, composer: AnswerComposer, conversations: list[dict]) -> None:  # type: ignore[type-arg,no-untyped-def]
     single, follow = [], []
     for conversation in conversations[:40]:
@@ -94,19 +105,18 @@ def main() -> None:
     composer.warm(engine.index)
     if args.grid:
         base = ContextPolicy()
-        for weight in (0.6, 1.0, 1.5):
-            for own_repeat in (1, 2):
-                for similarity in (0.0, 0.35):
-                    composer.context = replace(base, weight=weight, own_repeat=own_repeat,
-                                               standalone_similarity=similarity)
-                    results = replay(engine, composer, tune, alone_too=False)
-                    print(f"weight {weight} own_repeat {own_repeat} standalone_similarity {similarity}: "
-                          f"follow-ups {share(results['followup']):.3f} topic changes "
-                          f"{share(results['topic_change']):.3f}", flush=True)
+        off_topic = off_topic_questions()
+        for threshold in (0.6, 0.5, 0.4, 0.3):
+            composer.context = replace(base, follow_up_threshold=threshold)
+            results = replay(engine, composer, tune, alone_too=False)
+            print(f"follow_up_threshold {threshold}: follow-ups {share(results['followup']):.3f} topic changes "
+                  f"{share(results['topic_change']):.3f} | off-topic follow-ups declined "
+                  f"{declined_after(engine, composer, off_topic):.3f}", flush=True)
         composer.context = base
     print(f"shipped context policy: {composer.context}")
     report("tune", replay(engine, composer, tune))
     report("holdout", replay(engine, composer, holdout))
+    print(f"off-topic questions declined as a follow-up: {declined_after(engine, composer, off_topic_questions()):.3f}")
     latency(engine, composer, conversations)
 
 

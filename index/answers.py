@@ -313,14 +313,16 @@ class AnswerComposer:
         vector, earlier_vectors = np.asarray(vectors[0], dtype=np.float32), vectors[1:]
         follow_up = bool(earlier) and float(earlier_vectors[-1] @ vector) >= self.context.standalone_similarity
         hits, terms, confidence = self._search(index, query, vector, guild_id) if not follow_up else ([], set(), 0.0)
+        threshold = self.policy.threshold
         if earlier and not self.context.stands_alone(vector, earlier_vectors, confidence):
             query = self.context.lexical(query, earlier)
             vector = self.context.vector(vector, earlier_vectors)
             hits, terms, confidence = self._search(index, query, vector, guild_id)
+            threshold = self.context.follow_up_threshold
         seen = _Seen.of(history)
         safety = SAFETY_NOTE if mentions_pain(clean) else None
         top = hits[0].dense_score if hits else None
-        if not self.policy.answers(confidence):
+        if confidence < threshold:
             return Answer(question=question, answered=False, status="declined", lead=DECLINE_LEAD,
                           safety_note=safety, top_score=top, confidence=round(confidence, 4))
         chosen = self._distinct_documents([h for h in hits if h.chunk.id not in seen.passages]) or \

@@ -191,6 +191,11 @@ async def test_coach_answers_are_cited_only_in_their_own_server(settings: Settin
         assert listed.response is not None and "coach-" in (listed.response.embeds[0].description or "")
         sources = await outsider.slash(other_channel, "sources")
         assert sources.response is not None
+        fields = {f.name: f.value for f in sources.response.embeds[0].fields}
+        assert fields["Coach answers"].startswith("0 from this server's coaches")
+        ours = await h.rider.slash(h.channel, "sources")
+        assert ours.response is not None
+        assert {f.name: f.value for f in ours.response.embeds[0].fields}["Coach answers"].startswith("1 from")
 
 
 async def test_not_helpful_and_ask_a_coach_join_the_queue_private_ones_only_on_request(settings: Settings) -> None:

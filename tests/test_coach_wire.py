@@ -332,13 +332,9 @@ def kill_when(bot: BotProcess, condition: Callable[[], bool], timeout: float, wh
     return time.monotonic() - started
 
 
-IN_FLIGHT = pytest.param("in flight", marks=pytest.mark.xfail(strict=True, reason=(
-    "known gap: delivery is at-least-once. A kill after Discord created the reply but before delivered_at is "
-    "stored makes the restarted bot reply again. Fix: send the reply with a nonce per asker (discord.py then "
-    "sets enforce_nonce), and teach the fake Discord enforce_nonce.")))
-
-
-@pytest.mark.parametrize("moment", ["stored", "delivered", IN_FLIGHT])
+# "in flight": delivery is exactly once because each reply carries a nonce per asker with enforce_nonce,
+# which Discord (and the fake) use to refuse a second message with the same nonce.
+@pytest.mark.parametrize("moment", ["stored", "delivered", "in flight"])
 def test_sigkill_between_submit_and_reindex_then_restart(tmp_path: Path, coach_index: Path, moment: str) -> None:
     """`stored`: killed as soon as the answer row exists with indexed=0 (before or right after delivery).
     `delivered`: the card edit is held by the fake, so the kill lands after the reply, before the reindex.

@@ -18,6 +18,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
+from index.documents import load_library
 from tests.conftest import KNOWLEDGE
 from tests.fake_discord import FakeDiscord, Interaction
 from tests.fake_discord.process import FAKE_TOKEN, BotProcess, build_index, copy_tree, running_bot
@@ -91,7 +92,8 @@ def test_connects_identifies_and_syncs_the_command_schema(wire: Wire) -> None:
     assert fake.calls("PUT", rf"/guilds/{GUILD_ID}/commands$"), "guild sync, since HINGE_GUILD_IDS is set"
 
     commands = {c["name"]: c for c in fake.commands[GUILD_ID]}
-    assert set(commands) == {"ask", "drill", "video", "sources", "reindex", "add-source", "unanswered"}
+    assert set(commands) == {"ask", "drill", "video", "sources", "reindex", "add-source", "unanswered", "setup",
+                             "coach-answers", "forget", "digest", "forget-me"}
 
     def options(name: str) -> dict[str, dict[str, object]]:
         return {o["name"]: o for o in commands[name].get("options", [])}
@@ -108,7 +110,7 @@ def test_connects_identifies_and_syncs_the_command_schema(wire: Wire) -> None:
     assert {c["value"] for c in upload["kind"]["choices"]} >= {"article", "drill", "video"}  # type: ignore[attr-defined]
     days = options("unanswered")["days"]
     assert (days["type"], days["min_value"], days["max_value"]) == (4, 1, 365)
-    for admin in ("reindex", "add-source", "unanswered"):
+    for admin in ("reindex", "add-source", "unanswered", "setup", "forget", "digest"):
         assert commands[admin]["default_member_permissions"] == str(1 << 5), f"/{admin} defaults to Manage Server"
 
 
@@ -191,7 +193,8 @@ def test_admin_reindex_swaps_the_index_while_20_questions_are_in_flight(wire: Wi
     assert "Added 1" in summary, summary
     sources = fake.slash("sources")
     answered(wire, [sources])
-    assert str(embed(sources)["description"]).startswith("74 documents"), embed(sources)
+    shipped = len(load_library(KNOWLEDGE).documents)
+    assert str(embed(sources)["description"]).startswith(f"{shipped + 1} documents"), embed(sources)
 
 
 def test_bot_resumes_after_the_gateway_is_cut_and_answers_again(wire: Wire) -> None:

@@ -217,14 +217,18 @@ class CoachDesk:
         pings = discord.AllowedMentions(everyone=False, roles=False, replied_user=False,
                                         users=[discord.Object(asker.user_id)])
         content = f"<@{asker.user_id}> a coach answered your question."
+        # One nonce per rider and question: discord.py sends it with enforce_nonce, so a restart that delivers
+        # again after a crash mid-send gets Discord's first message back instead of a second reply.
+        nonce = f"coach-{asker.id}"
         if asker.private or asker.channel_id is None:
             user = self.bot.get_user(asker.user_id) or await self.bot.fetch_user(asker.user_id)
-            await user.send(content=content, embed=embed, allowed_mentions=pings)
+            await user.send(content=content, embed=embed, allowed_mentions=pings, nonce=nonce)
             return
         channel = self.bot.get_partial_messageable(asker.channel_id, guild_id=request.guild_id)
         reference = discord.MessageReference(message_id=asker.message_id, channel_id=asker.channel_id,
                                              fail_if_not_exists=False) if asker.message_id else None
-        await channel.send(content=content, embed=embed, allowed_mentions=pings, reference=reference)  # type: ignore[arg-type]
+        await channel.send(content=content, embed=embed, allowed_mentions=pings, reference=reference,  # type: ignore[arg-type]
+                           nonce=nonce)
 
     async def edit(self, answer: CoachAnswer, title: str, text: str, link: str | None) -> None:
         await self.store.update_answer_text(answer.id, title, text, link)

@@ -21,6 +21,10 @@ class Library(commands.Cog):
         embed = discord.Embed(title="The Hinge Coach library", colour=COLOUR,
                               description=f"{manifest.document_count} documents in {manifest.chunk_count} passages")
         embed.add_field(name="Documents", value=kinds or "none", inline=True)
+        if interaction.guild_id is not None:
+            coach = len(await self.bot.coach.store.answers(interaction.guild_id))
+            embed.add_field(name="Coach answers", value=f"{coach} from this server's coaches (see /coach-answers)",
+                            inline=True)
         embed.add_field(name="Model", value=f"{manifest.model.id}\n({manifest.model.dimension} dimensions)",
                         inline=True)
         built = f"<t:{int(manifest.built_at.timestamp())}:f> by {safe(manifest.built_by or 'unknown')}"

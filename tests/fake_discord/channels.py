@@ -294,6 +294,12 @@ class ChannelsMixin:
         """Store a new message in `channel_id` (on the loop) and dispatch MESSAGE_CREATE for it."""
         channel = self._channel(channel_id)
         guild_id = self._guild_of(channel)
+        if body.get("enforce_nonce") and body.get("nonce") is not None:
+            # Discord answers a repeated nonce from the same author (within minutes) with the first message.
+            for message_id in self._in_channel.get(channel_id, []):
+                earlier = self.messages.get(message_id)
+                if earlier and earlier.get("nonce") == body["nonce"] and earlier["author"]["id"] == author["id"]:
+                    return earlier
         reference = body.get("message_reference")
         referenced: dict[str, Any] | None = None
         if reference:
@@ -309,6 +315,8 @@ class ChannelsMixin:
         kind = 20 if interaction_type is not None else (REPLY if referenced else DEFAULT)
         message = p.message(p.snowflake(), channel_id, author, body, application_id, guild_id, kind=kind)
         message["attachments"] = self._attachments(body, [])
+        if body.get("nonce") is not None:
+            message["nonce"] = body["nonce"]
         if body.get("tts"):
             message["tts"] = True
         if "allowed_mentions" in body:
