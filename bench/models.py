@@ -73,16 +73,13 @@ class QueryPrefixed:
 
 
 def shipped_fusion(settings: Settings) -> FusionSettings:
-    # As bot/runner.py make_engine builds it: linear combiner, dense_weight 0.7, no windows, no feedback.
-    return FusionSettings(dense_weight=settings.dense_weight, feedback_docs=settings.feedback_docs,
-                          combiner=settings.combiner, sentence_weight=settings.sentence_weight,
-                          dense_window=settings.dense_window)
+    return settings.engine.fusion  # exactly what the bot ships
 
 
 def make_embedder(model: str) -> Embedder:
     if model == "minilm":
         return SentenceEmbedder()
-    from index.onnx_embedder import OnnxEmbedder
+    from bench.onnx_embedder import OnnxEmbedder
 
     return OnnxEmbedder()
 

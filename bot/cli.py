@@ -121,9 +121,11 @@ def cmd_eval_beir(args: argparse.Namespace, settings: Settings) -> int:
     beir = load_beir(Path(args.folder), args.split)
     data_dir = settings.data_dir / "beir" / beir.name
     store = IndexStore(data_dir, settings.data_dir / "cache" / "embeddings.sqlite")
-    embedder = SentenceEmbedder(settings.embed_model)
-    report_build = store.build(beir.documents, embedder, progress=ProgressBar(), built_by="eval")
-    index = store.load(embedder)
+    engine = settings.engine  # the same engine the bot ships: there is no benchmark-only configuration
+    embedder = SentenceEmbedder(engine.embed_model)
+    report_build = store.build(beir.documents, embedder, engine.fusion, engine.dense_index, progress=ProgressBar(),
+                               built_by="eval")
+    index = store.load(embedder, engine.fusion)
     report = evaluate(index, beir, args.split).model_copy(update={"build_seconds": report_build.seconds})
     if args.json:
         print(report.model_dump_json(indent=2))
@@ -211,7 +213,7 @@ def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_eval_questions(args: argparse.Namespace, settings: Settings) -> int:
     from index.answers import AnswerComposer
-    from index.question_eval import evaluate_questions, load_questions
+    from index.question_eval import evaluate_questions, load_questions, subset_line
 
     engine = make_engine(settings)
     engine.load()
@@ -223,6 +225,8 @@ def cmd_eval_questions(args: argparse.Namespace, settings: Settings) -> int:
         print(f"{part.name:8} on-topic {part.on_topic:3}  hit@1 {part.hit_at_1:.3f}  hit@3 {part.hit_at_3:.3f}  "
               f"MRR {part.mrr:.3f}  | off-topic {part.off_topic:3}  declined {part.off_topic_declined:.3f}  "
               f"| on-topic wrongly declined {part.on_topic_declined:.3f}")
+    for part in report.subsets:
+        print(subset_line(part))
     print(f"answer latency p50 {report.p50_ms:.1f} ms, p95 {report.p95_ms:.1f} ms")
     return 0
 

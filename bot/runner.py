@@ -8,9 +8,7 @@ import signal
 
 from bot.settings import Settings
 from bot.storage import Storage
-from index.embedding import SentenceEmbedder
-from index.engine import Engine
-from index.fusion import FusionSettings
+from index.engine import Engine, build_engine
 
 log = logging.getLogger(__name__)
 DRAIN_SECONDS = 8.0  # within the usual 10 s grace between SIGTERM and SIGKILL
@@ -26,11 +24,7 @@ async def drain_commands(seconds: float) -> None:
 
 
 def make_engine(settings: Settings) -> Engine:
-    fusion = FusionSettings(dense_weight=settings.dense_weight, feedback_docs=settings.feedback_docs,
-                            combiner=settings.combiner, sentence_weight=settings.sentence_weight,
-                            dense_window=settings.dense_window)
-    return Engine(settings.data_dir, settings.knowledge_dir, SentenceEmbedder(settings.embed_model),
-                  fusion=fusion, dense_kind=settings.dense_index, library_dir=settings.team_library_dir)
+    return build_engine(settings.data_dir, settings.knowledge_dir, settings.team_library_dir, settings.engine)
 
 
 async def run_bot(settings: Settings) -> None:

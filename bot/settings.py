@@ -9,6 +9,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from index.embedding import BUNDLED_MODEL
+from index.engine import EngineSettings
 
 _PROJECT_KNOWLEDGE = Path(__file__).resolve().parent.parent / "knowledge"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -31,21 +32,6 @@ class Settings(BaseSettings):
                              description="'bundled' or a local sentence-transformers model folder")
     dense_index: str = Field(default="flat", pattern="^(flat|hnsw)$",
                              description="flat (exact) or hnsw (approximate, for very large libraries)")
-    dense_weight: float = Field(default=0.7, ge=0, le=1, description="share of the dense score in the hybrid "
-                                "ranking; 0.7 was best on the tuning part of the rider question set")
-    feedback_docs: int = Field(default=0, ge=0, description="passages fed back into the query (pseudo-"
-                               "relevance feedback); it helps the benchmarks but not rider questions")
-    combiner: str = Field(default="linear", pattern="^(linear|learned)$",
-                          description="'linear' (the dense_weight blend) or 'learned' (weights fitted on the "
-                          "benchmarks' train splits: better there, hit@3 0.958 -> 0.895 on rider questions)")
-    # 0 by default: on the tune part of the rider question set 128 measured no better (hit@1 0.812 and
-    # hit@3 0.953 either way, MRR 0.888 -> 0.887), and windows cost build time.
-    dense_window: int = Field(default=0, ge=0, description="word pieces per dense window: a longer passage is "
-                              "embedded as windows covering all of it and scores as its best window; 0 embeds "
-                              "each passage once (the model reads its first 256 word pieces)")
-    sentence_weight: float = Field(default=0.0, ge=0, le=1, description="share of the best single-sentence "
-                                   "match when reordering the top passages; above 0 every sentence is embedded "
-                                   "at build time (slower builds) for a small gain")
     guild_ids: Annotated[list[int], NoDecode] = Field(default_factory=list,
                                                       description="servers to sync slash commands to at once")
     library_dir: Path | None = Field(default=None, description="the team's own documents (uploads, coach "
@@ -103,6 +89,11 @@ class Settings(BaseSettings):
     @property
     def database_path(self) -> Path:
         return self.data_dir / "hinge.sqlite3"
+
+    @property
+    def engine(self) -> EngineSettings:
+        """The engine's settings: only the model and the dense index kind can be chosen, the rest is measured."""
+        return EngineSettings(embed_model=self.embed_model, dense_index=self.dense_index)
 
     @property
     def team_library_dir(self) -> Path:

@@ -23,7 +23,6 @@ _PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n")
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]?\s+")
 _WORD = re.compile(r"\S+")
 _SENTENCE = re.compile(r"[^.!?\n]+(?:[.!?]+[\"')\]]?|$)", re.M)
-MIN_SENTENCE_WORDS = 4
 
 
 class Chunk(BaseModel):
@@ -40,11 +39,6 @@ class Chunk(BaseModel):
     url: str | None = None
     question: str | None = Field(default=None, description="the rider question a forum answer answers")
     summary: str | None = Field(default=None, description="the document's summary, context for the model")
-
-    def sentence_texts(self) -> list[str]:
-        """The sentences the reranker scores: long enough to mean something on their own."""
-        found = [self.text[s:e] for s, e in sentence_spans(self.text)]
-        return [t for t in found if len(t.split()) >= MIN_SENTENCE_WORDS] or [self.text]
 
     def embedding_text(self) -> str:
         """What the model sees: title, question and heading path give a short passage its context."""

@@ -6,7 +6,6 @@ commands such as `hinge --help` and `hinge index status` stay fast.
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import os
 import sqlite3
@@ -14,7 +13,7 @@ import threading
 from collections.abc import Callable, Sequence
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -66,7 +65,6 @@ class SentenceEmbedder:
         self._threads = threads
         self._model: SentenceTransformer | None = None
         self._lock = threading.Lock()
-        self._local = threading.local()
 
     @property
     def model_id(self) -> str:
@@ -97,19 +95,6 @@ class SentenceEmbedder:
                 except (OSError, ValueError) as exc:
                     raise ModelLoadError(f"cannot load the embedding model from {self._folder}: {exc}") from exc
             return self._model
-
-    def _own_tokenizer(self) -> Any:
-        # A Hugging Face fast tokenizer switches its truncation state per call, and a call in one thread
-        # while another encodes raises "Already borrowed": each thread that cuts windows gets its own copy.
-        tokenizer = getattr(self._local, "tokenizer", None)
-        if tokenizer is None:
-            tokenizer = self._local.tokenizer = copy.deepcopy(self.model.tokenizer)
-        return tokenizer
-
-    def pieces(self, text: str) -> tuple[list[tuple[int, int]], list[int | None]]:
-        """Character offsets and word numbers of the model's word pieces of `text` (no special tokens)."""
-        encoded = self._own_tokenizer()(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
-        return [(int(s), int(e)) for s, e in encoded["offset_mapping"]], list(encoded.word_ids())
 
     def encode(self, texts: Sequence[str], batch_size: int = 16) -> Vectors:
         if not texts:

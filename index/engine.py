@@ -1,15 +1,37 @@
-"""The engine the CLI and the bot share: one library, one data dir, one model, one index in use."""
+"""The engine the CLI, the bot and the benchmarks share: one library, one data dir, one model, one index in
+use, and one set of settings (`EngineSettings`), composed by `build_engine`."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from index.documents import Document, Kind, load_library
-from index.embedding import Embedder, ProgressFn
+from index.embedding import BUNDLED_MODEL, Embedder, ProgressFn, SentenceEmbedder
 from index.errors import IndexLoadError
 from index.fusion import FusionSettings
 from index.search import Hit, IndexOwner, SearchIndex
 from index.store import BuildReport, IndexStore
+
+
+class EngineSettings(BaseModel):
+    """What the bot ships, `hinge` runs and `hinge eval` and bench/ measure: there is no other configuration."""
+
+    model_config = ConfigDict(frozen=True)
+
+    embed_model: str = Field(default=BUNDLED_MODEL, description="'bundled' or a local sentence-transformers folder")
+    dense_index: str = Field(default="flat", pattern="^(flat|hnsw)$",
+                             description="flat (exact) or hnsw (approximate, for very large libraries)")
+    fusion: FusionSettings = Field(default_factory=FusionSettings)
+
+
+def build_engine(data_dir: Path, knowledge_dir: Path, library_dir: Path | None = None,
+                 settings: EngineSettings | None = None) -> Engine:
+    """The composition root of the core: the CLI, the bot and bench/ all build their engine here."""
+    settings = settings or EngineSettings()
+    return Engine(data_dir, knowledge_dir, SentenceEmbedder(settings.embed_model), fusion=settings.fusion,
+                  dense_kind=settings.dense_index, library_dir=library_dir)
 
 
 class Engine:

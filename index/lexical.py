@@ -1,5 +1,4 @@
-"""Lexical search: BM25 (bm25s) over stemmed, stopword-free tokens of the same chunks, and the
-adjacent word pairs of those tokens (index/phrases.py)."""
+"""Lexical search: BM25 (bm25s) over stemmed, stopword-free tokens of the same chunks."""
 
 from __future__ import annotations
 
@@ -14,8 +13,6 @@ import numpy as np
 import numpy.typing as npt
 import Stemmer
 from bm25s.stopwords import STOPWORDS_EN
-
-from index.phrases import PhraseIndex, idf_share
 
 _TOKEN = re.compile(r"(?u)\b\w\w+\b")
 _STOPWORDS = frozenset(STOPWORDS_EN)
@@ -40,9 +37,8 @@ class LexicalIndex:
     K1 = 1.2
     B = 0.75
 
-    def __init__(self, model: bm25s.BM25, phrases: PhraseIndex) -> None:
+    def __init__(self, model: bm25s.BM25) -> None:
         self._model = model
-        self._phrases = phrases
         self._local = threading.local()
         self._vocab: dict[str, int] = model.vocab_dict
 
@@ -54,7 +50,7 @@ class LexicalIndex:
         corpus = [t or ["__empty__"] for t in tokens]
         model = bm25s.BM25(k1=cls.K1, b=cls.B, method="lucene")
         model.index(corpus, show_progress=False)
-        return cls(model, PhraseIndex.build(tokens))
+        return cls(model)
 
     @property
     def vocabulary(self) -> dict[str, int]:
@@ -80,27 +76,10 @@ class LexicalIndex:
             return np.zeros(self.size, dtype=np.float32)
         return np.asarray(self._model.get_scores_from_ids(ids), dtype=np.float32)
 
-    def coverage(self, text: str, ids: npt.NDArray[np.int64]) -> Scores:
-        """For each chunk in `ids`, the idf-weighted share of the query's distinct terms it contains.
-
-        BM25 rewards one rare term repeated; coverage says how much of the question a passage
-        speaks to at all, which the learned combiner weighs separately.
-        """
-        terms = sorted({self._vocab[t] for t in self.tokenize(text) if t in self._vocab})
-        # bm25s keeps one sparse column per term: indices[indptr[t]:indptr[t + 1]] are its chunks.
-        indptr = self._model.scores["indptr"]
-        indices = self._model.scores["indices"]
-        return idf_share(ids, (indices[indptr[t]:indptr[t + 1]] for t in terms), self.size)
-
-    def pair_coverage(self, text: str, ids: npt.NDArray[np.int64]) -> Scores:
-        """For each chunk in `ids`, the idf-weighted share of the query's adjacent word pairs it holds."""
-        return self._phrases.coverage(self.tokenize(text), ids)
-
     def save(self, folder: Path) -> None:
         self._model.save(str(folder), show_progress=False)
-        self._phrases.save(folder)
 
     @classmethod
     def load(cls, folder: Path) -> LexicalIndex:
         logging.getLogger("bm25s").setLevel(logging.WARNING)
-        return cls(bm25s.BM25.load(str(folder), show_progress=False, mmap=False), PhraseIndex.load(folder))
+        return cls(bm25s.BM25.load(str(folder), show_progress=False, mmap=False))

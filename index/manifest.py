@@ -15,7 +15,8 @@ from index.fusion import FusionSettings
 
 # 3: dense vectors are windows, with window_chunks.npy mapping each window to its chunk.
 # 4: lexical/pairs.npz holds the word-pair index; learned-combiner indexes hold sentence vectors.
-FORMAT_VERSION = 4
+# 5: one vector per chunk again, no word pairs, no sentence vectors: the one engine the bot ships.
+FORMAT_VERSION = 5
 MANIFEST_NAME = "manifest.json"
 
 
@@ -34,18 +35,13 @@ class Manifest(BaseModel):
     dense_kind: str = "flat"
     fusion: FusionSettings = Field(default_factory=FusionSettings)
     chunk_count: int
-    dense_window: int = Field(default=0, description="word pieces per dense window (0: one vector per chunk)")
-    window_count: int = Field(default=0, description="dense vectors stored: one per window of each chunk")
-    sentence_count: int = Field(default=0, description="sentences embedded, for the learned combiner's sentence "
-                                "feature and the reranker (0: none)")
     document_count: int
     documents: dict[str, str] = Field(description="document id -> hash of its content")
     kinds: dict[str, int] = Field(default_factory=dict, description="documents per kind")
     sources_hash: str
     built_at: datetime
     build_seconds: float
-    embedded: int = Field(description="texts (windows and sentences) embedded by this build (the rest came "
-                          "from the cache)")
+    embedded: int = Field(description="passages embedded by this build (the rest came from the cache)")
     built_by: str | None = None
     files: dict[str, str] = Field(description="file name -> sha256, to detect damage")
 

@@ -1,7 +1,6 @@
 """The index on disk: immutable build folders, an atomic pointer to the current one, load checks.
 
-    DATA_DIR/indexes/<build id>/   manifest.json, dense.faiss, vectors.npy, window_chunks.npy, chunks.json,
-                                   documents.json, lexical/
+    DATA_DIR/indexes/<build id>/   manifest.json, dense.faiss, vectors.npy, chunks.json, documents.json, lexical/
     DATA_DIR/indexes/CURRENT       the build id in use (replaced atomically)
     DATA_DIR/cache/embeddings.sqlite
 
@@ -22,7 +21,6 @@ from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-import numpy as np
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from index.chunking import Chunk, chunk_documents
@@ -31,8 +29,7 @@ from index.embedding import Embedder, EmbeddingCache, ProgressFn, embed_with_cac
 from index.errors import BuildInProgressError, IndexLoadError
 from index.fusion import FusionSettings
 from index.manifest import FORMAT_VERSION, MANIFEST_NAME, Manifest, ModelInfo, file_sha256
-from index.search import SearchIndex, SentenceVectors
-from index.windows import chunk_windows, piece_fn
+from index.search import SearchIndex
 
 POINTER = "CURRENT"
 KEEP_BUILDS = 2
@@ -121,23 +118,15 @@ class IndexStore:
             previous = self._previous_documents()
             chunks = chunk_documents(documents)
             settings = fusion or FusionSettings()
-            sentences = [c.sentence_texts() for c in chunks] if settings.needs_sentences else []
-            windows = [chunk_windows(c, settings.dense_window, piece_fn(embedder)) for c in chunks]
-            window_texts = [t for group in windows for t in group]
-            # One embedding pass over windows and sentences: one progress bar, one cache (keyed by
-            # text, so a window whose text did not change is never embedded again).
-            texts = window_texts + [t for group in sentences for t in group]
+            texts = [c.embedding_text() for c in chunks]
             cache = EmbeddingCache(self.cache_path)
-            all_vectors, embedded = embed_with_cache(embedder, texts, cache, progress=progress)
-            vectors = all_vectors[: len(window_texts)]
+            # The cache is keyed by text, so a passage whose text did not change is never embedded again.
+            vectors, embedded = embed_with_cache(embedder, texts, cache, progress=progress)
             build_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
             tmp = self.root / f".tmp-{build_id}"
             tmp.mkdir(parents=True)
             try:
-                DenseIndex.build(vectors, dense_kind, np.array([len(g) for g in windows], dtype=np.int64)).save(tmp)
-                if sentences:
-                    np.save(tmp / "sentence_vectors.npy", all_vectors[len(window_texts):])
-                    np.save(tmp / "sentence_counts.npy", np.array([len(g) for g in sentences], dtype=np.int32))
+                DenseIndex.build(vectors, dense_kind).save(tmp)
                 LexicalIndex.build([c.text if c.text.startswith(c.title) else f"{c.title}\n{c.text}"
                                     for c in chunks]).save(tmp / "lexical")
                 (tmp / "chunks.json").write_bytes(_CHUNKS.dump_json(chunks))
@@ -150,8 +139,7 @@ class IndexStore:
                 manifest = Manifest(
                     model=ModelInfo(id=embedder.model_id, dimension=int(vectors.shape[1])),
                     dense_kind=dense_kind, fusion=settings,
-                    chunk_count=len(chunks), dense_window=settings.dense_window, window_count=len(window_texts),
-                    sentence_count=len(texts) - len(window_texts),
+                    chunk_count=len(chunks),
                     document_count=len(documents), documents=hashes, kinds=kinds,
                     sources_hash=hashlib.sha256("".join(sorted(hashes.values())).encode()).hexdigest()[:16],
                     built_at=datetime.now(UTC), build_seconds=round(seconds, 3), embedded=embedded,
@@ -223,14 +211,6 @@ def load_folder(folder: Path, embedder: Embedder, fusion: FusionSettings | None 
     if manifest.model.id != embedder.model_id:
         raise IndexLoadError(f"the index was built with {manifest.model.id!r} but the configured model is "
                              f"{embedder.model_id!r}")
-    if fusion is not None and fusion.dense_window != manifest.dense_window:
-        # The windows are fixed at build time: searching with other settings would silently
-        # ignore the configured window, so ask for a rebuild instead.
-        raise IndexLoadError(f"the index in {folder} has dense windows of {manifest.dense_window} word pieces "
-                             f"but the settings ask for {fusion.dense_window}")
-    if fusion is not None and fusion.needs_sentences and not manifest.sentence_count:
-        raise IndexLoadError(f"the index in {folder} was built without sentence vectors, which the settings "
-                             f"need (combiner {fusion.combiner!r}, sentence_weight {fusion.sentence_weight})")
     if verify:
         for name, expected in manifest.files.items():
             path = folder / name
@@ -241,14 +221,8 @@ def load_folder(folder: Path, embedder: Embedder, fusion: FusionSettings | None 
         documents = _DOCUMENTS.validate_json((folder / "documents.json").read_bytes())
         dense = DenseIndex.load(folder)
         lexical = LexicalIndex.load(folder / "lexical")
-        sentences = None
-        if manifest.sentence_count:
-            sentences = SentenceVectors(np.load(folder / "sentence_vectors.npy"),
-                                        np.load(folder / "sentence_counts.npy"))
     except (OSError, ValidationError, RuntimeError, ValueError) as exc:
         raise IndexLoadError(f"the index in {folder} cannot be read: {exc}") from exc
-    if dense.size != manifest.chunk_count or dense.window_count != manifest.window_count or \
-            len(chunks) != manifest.chunk_count or (
-            sentences is not None and len(sentences.counts) != manifest.chunk_count):
+    if dense.size != manifest.chunk_count or len(chunks) != manifest.chunk_count:
         raise IndexLoadError(f"the index in {folder} is inconsistent: chunk counts differ")
-    return SearchIndex(manifest, documents, chunks, dense, lexical, embedder, fusion, sentences)
+    return SearchIndex(manifest, documents, chunks, dense, lexical, embedder, fusion)

@@ -1,5 +1,5 @@
-"""Answering is thread-safe: 8 threads answer with the real model while a reindex with dense windows (which
-cuts text with the model's tokenizer) runs, and every answer equals the same question answered alone."""
+"""Answering is thread-safe: 8 threads answer with the real model (one shared tokenizer, per-thread stemmers)
+while a reindex embeds the whole library again, and every answer equals the same question answered alone."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ import pytest
 
 from index.answers import Answer, AnswerComposer
 from index.engine import Engine
-from index.fusion import FusionSettings
 from tests.conftest import KNOWLEDGE
 
 pytestmark = pytest.mark.slow
@@ -34,11 +33,10 @@ def essence(answer: Answer) -> tuple[object, ...]:
             tuple(c.document_id for c in answer.more), answer.drill.id if answer.drill else None)
 
 
-def test_eight_threads_answer_while_a_windowed_reindex_runs(tmp_path: Path, real_embedder) -> None:  # type: ignore[no-untyped-def]
+def test_eight_threads_answer_while_a_reindex_runs(tmp_path: Path, real_embedder) -> None:  # type: ignore[no-untyped-def]
     knowledge = tmp_path / "knowledge"
     shutil.copytree(KNOWLEDGE, knowledge)
-    engine = Engine(tmp_path / "data", knowledge, real_embedder, fusion=FusionSettings(dense_window=64,
-                                                                                        combiner="linear"))
+    engine = Engine(tmp_path / "data", knowledge, real_embedder)
     engine.load()
     index = engine.index
     composer = AnswerComposer()

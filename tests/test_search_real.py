@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from index.documents import load_library
+from index.fusion import FusionSettings
 from index.store import IndexStore
 from tests.conftest import PROJECT
 from tests.helpers import small_library
@@ -23,9 +24,7 @@ def test_a_paraphrased_question_finds_its_passage(tmp_path: Path, real_embedder)
     store.build(load_library(library).documents, real_embedder)
     index = store.load(real_embedder)
     assert index.manifest.model.id == "sentence-transformers/all-MiniLM-L6-v2"
-    # The engine defaults order candidates with the learned combiner, whose features need both.
-    assert index.sentences is not None and index.manifest.sentence_count >= len(index)
-    assert index.manifest.files.get("lexical/pairs.npz")
+    assert index.manifest.fusion == FusionSettings()  # the one engine: built and searched as it ships
     # The passage says "get tired early ... round the upper back": the question words it otherwise.
     hits = index.search("how come I get worn out so early when hunched over?", k=3)
     assert hits[0].chunk.doc_id == "hinge-basics"

@@ -45,7 +45,7 @@ def test_a_second_build_embeds_nothing_and_a_change_embeds_only_that_document(tm
     embedder = HashingEmbedder()
     store = IndexStore(tmp_path / "data")
     # The plain blend needs no sentence vectors, so each chunk is one embedded text.
-    linear = FusionSettings(combiner="linear")
+    linear = FusionSettings()
     first = build(store, library, embedder, linear)
     assert first.embedded == first.chunks
     second = build(store, library, embedder, linear)
@@ -152,31 +152,13 @@ def test_reindex_swaps_while_searches_continue_and_a_bad_library_keeps_the_old_i
     assert engine.index is serving
 
 
-def test_an_hnsw_index_and_the_sentence_reranker_work_end_to_end(tmp_path: Path, library: Path) -> None:
-    from index.fusion import FusionSettings
-
+def test_an_hnsw_index_works_end_to_end(tmp_path: Path, library: Path) -> None:
     store = IndexStore(tmp_path / "data")
-    report = store.build(load_library(library).documents, HashingEmbedder(), dense_kind="hnsw",
-                         fusion=FusionSettings(sentence_weight=0.5))
+    store.build(load_library(library).documents, HashingEmbedder(), dense_kind="hnsw")
     index = store.load(HashingEmbedder())
     assert index.manifest.dense_kind == "hnsw"
-    assert index.sentences is not None and index.manifest.sentence_count > report.chunks
     hits = index.search("tire pressure before every ride", k=5)
     assert hits[0].chunk.doc_id == "tire-care"
     assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
-    plain = store.build(load_library(library).documents, HashingEmbedder(),
-                        fusion=FusionSettings(sentence_weight=0, combiner="linear"))
-    assert store.load(HashingEmbedder()).sentences is None and plain.embedded == 0
-
-
-def test_the_learned_combiner_needs_sentence_vectors_and_says_so_when_they_are_missing(tmp_path: Path,
-                                                                                       library: Path) -> None:
-    store = IndexStore(tmp_path / "data")
-    report = build(store, library, HashingEmbedder())  # the defaults: the learned combiner
-    index = store.load(HashingEmbedder())
-    assert index.sentences is not None and index.manifest.sentence_count >= report.chunks
-    assert index.search("what tire pressure in sand", k=1)[0].chunk.doc_id == "tire-care"
-    build(store, library, HashingEmbedder(), FusionSettings(combiner="linear"))
-    with pytest.raises(IndexLoadError, match="without sentence vectors"):
-        store.load(HashingEmbedder(), fusion=FusionSettings(combiner="learned"))
-    assert store.load(HashingEmbedder(), fusion=FusionSettings(combiner="linear")).sentences is None
+    again = store.build(load_library(library).documents, HashingEmbedder())
+    assert again.embedded == 0  # the same texts: everything from the cache

