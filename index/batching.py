@@ -13,8 +13,8 @@ its own:
 - So at most one batch is encoded at a time, each question waits at most for the batch in flight plus its
   own, and a burst is answered with a few large model calls instead of many small ones competing for the
   same cores.
-- Large calls (index builds) and calls that find the queue full are passed straight to the wrapped
-  embedder, as without batching.
+- Large calls (index builds: more than `max_call` texts) and calls that find the queue full are passed
+  straight to the wrapped embedder, as without batching.
 - An exception from the model reaches every caller of that batch. `close()` stops batching; later calls go
   straight to the wrapped embedder.
 
@@ -35,9 +35,11 @@ import numpy as np
 
 from index.embedding import Embedder, Vectors
 
-MAX_BATCH = 32  # texts per model call
+MAX_BATCH = 64  # texts per model call
 MAX_WAIT = 0.001  # seconds a new leader lingers, counted from its oldest call's arrival
-MAX_CALL = 8  # calls with more texts than this (builds) are not batched
+MAX_CALL = 32  # calls with more texts than this (builds) are not batched: a question, its earlier turns or the
+# sentences an answer's lead is chosen from all fit
+ENCODE_BATCH = 32  # texts per forward pass within a model call (the model sorts a call's texts by length)
 MAX_QUEUE = 256  # waiting calls; beyond this a call is encoded on its own
 
 _WAITING, _LEAD, _DONE = 0, 1, 2
@@ -153,7 +155,7 @@ class BatchingEmbedder:
         vectors: Vectors | None = None
         error: BaseException | None = None
         try:
-            vectors = self.inner.encode(texts, batch_size=max(batch_size, len(texts)))
+            vectors = self.inner.encode(texts, batch_size=max(batch_size, ENCODE_BATCH))
             if vectors.shape[0] != len(texts):
                 raise ValueError(f"the embedder returned {vectors.shape[0]} vectors for {len(texts)} texts")
         except BaseException as exc:  # delivered to every caller; the leader re-raises it as its own
