@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bot.cli import make_engine
 from bot.settings import Settings
 from index.answers import AnswerComposer, clean_question, has_words
-from index.question_eval import evaluate_questions, load_questions
+from index.question_eval import evaluate_questions, load_questions, subset_line
 
 PROJECT = Path(__file__).resolve().parent.parent
 
@@ -34,11 +34,12 @@ def fit(engine, composer: AnswerComposer, cases) -> None:  # type: ignore[no-unt
 
     rows = []
     for case in cases:
-        query = composer.shorthand.expand(clean_question(case.question))
-        if not has_words(query):
+        if not has_words(clean_question(case.question)):
             continue
+        # The question as the composer searches it: typos corrected, shorthand spelled out, ranked.
+        query = composer.query(case.question, engine.index)
         vector = engine.index.embed_query(query)
-        hits = engine.index.search_with_vector(query, vector, 12)
+        hits = composer.rank(engine.index, query, vector)
         evidence = composer.evidence(engine.index, vector, hits, set(engine.index.lexical.tokenize(query)))
         rows.append((evidence.features(), int(case.on_topic), case.split))
     x = np.array([r[0] for r in rows])
@@ -81,6 +82,8 @@ def main() -> int:
         print(f"{part.name:8} on-topic {part.on_topic:3}  hit@1 {part.hit_at_1:.3f}  hit@3 {part.hit_at_3:.3f}  "
               f"MRR {part.mrr:.3f}  | off-topic {part.off_topic:3} declined {part.off_topic_declined:.3f}  "
               f"| on-topic wrongly declined {part.on_topic_declined:.3f}")
+    for part in report.subsets:
+        print(subset_line(part))
     print(f"warm answer latency over {len(cases)} questions: p50 {report.p50_ms:.1f} ms, p95 {report.p95_ms:.1f} ms")
     for name in ("misses", "wrongly_answered", "wrongly_declined"):
         for question in getattr(report, name):

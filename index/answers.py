@@ -9,6 +9,7 @@ import re
 import threading
 import time
 import unicodedata
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,7 @@ from index.conversation import MAX_CONTEXT_TURNS, ContextPolicy, Turn
 from index.documents import Document, Kind
 from index.embedding import Embedder, Vectors
 from index.search import Hit, SearchIndex
+from index.spelling import Speller
 
 MAX_QUESTION_CHARS = 500
 MAX_CITATIONS = 3
@@ -52,6 +54,9 @@ _KIND_HINTS = {
     Kind.DRILL.value: re.compile(r"\b(drills?|exercises?)\b", re.I),
 }
 KIND_BONUS = 1.0
+# The top document's summary leads only when its own question (or title) is this near the rider's
+# (cosine); otherwise the quoted sentence nearest the question leads. Chosen on tests/data/leads.jsonl.
+LEAD_SIMILARITY = 0.6
 # A passage that sends the reader to a professional is the library's safety text: right for a pain
 # question, an odd quote for any other (it often ranks only because its document's summary matches).
 _REFERRAL = re.compile(r"\b(doctor|physiotherapist|physio|medical professional)s?\b", re.I)
@@ -144,8 +149,8 @@ class DeclinePolicy:
     `python bench/answers.py --fit`; the holdout part is never used to fit them.
     """
 
-    bias: float = -6.457
-    weights: tuple[float, float, float, float] = (10.505, 11.737, 2.928, -12.029)
+    bias: float = -5.924
+    weights: tuple[float, ...] = (12.757, 11.446, -0.171, -10.206)
     threshold: float = 0.6
 
     def confidence(self, evidence: Evidence) -> float:
@@ -270,14 +275,52 @@ def select_excerpt(chunk: Chunk, query_terms: set[str], tokenize: Callable[[str]
     return f"{prefix}{excerpt}{suffix}"
 
 
+class LibraryAids:
+    """What the composer derives once from one loaded index: the library's spelling and each
+    document's own question (or title) as a vector."""
+
+    def __init__(self, index: SearchIndex, extra_words: Sequence[str] = ()) -> None:
+        docs = list(index.documents.values())
+        self.speller = Speller([*(f"{d.title} {d.question or ''} {d.summary} {d.body}" for d in docs), *extra_words])
+        self._heading_vectors: dict[str, Vectors] | None = None
+        self._index = weakref.ref(index)
+        self._lock = threading.Lock()
+
+    def heading_vector(self, doc_id: str) -> Vectors | None:
+        """The vector of a document's own question (forum documents) or title (the others)."""
+        with self._lock:
+            if self._heading_vectors is None:
+                index = self._index()
+                if index is None:
+                    return None
+                docs = list(index.documents.values())
+                vectors = index.embedder.encode([d.question or d.title for d in docs])
+                self._heading_vectors = {d.id: np.asarray(v, dtype=np.float32)
+                                         for d, v in zip(docs, vectors, strict=True)}
+            return self._heading_vectors.get(doc_id)
+
+
 class AnswerComposer:
     def __init__(self, policy: DeclinePolicy | None = None, max_chars: int = MAX_QUESTION_CHARS,
-                 guard: OffTopicGuard | None = None, context: ContextPolicy | None = None) -> None:
+                 guard: OffTopicGuard | None = None, context: ContextPolicy | None = None,
+                 spelling: bool = True, lead_similarity: float | None = LEAD_SIMILARITY) -> None:
         self.policy = policy or DeclinePolicy()
         self.guard = guard or OffTopicGuard()
         self.shorthand = Shorthand()
         self.max_chars = max_chars
         self.context = context or ContextPolicy()
+        self.spelling = spelling
+        self.lead_similarity = lead_similarity
+        self._aids: weakref.WeakKeyDictionary[SearchIndex, LibraryAids] = weakref.WeakKeyDictionary()
+        self._aids_lock = threading.Lock()
+
+    def aids(self, index: SearchIndex) -> LibraryAids:
+        with self._aids_lock:
+            aids = self._aids.get(index)
+            if aids is None:
+                words = [*self.guard.topics, *self.shorthand.pairs, *self.shorthand.pairs.values()]
+                aids = self._aids[index] = LibraryAids(index, words)
+            return aids
 
     def ask(self, index: SearchIndex, question: str, guild_id: int | None = None,
             history: Sequence[Turn] = ()) -> Answer:
@@ -291,6 +334,7 @@ class AnswerComposer:
     def warm(self, index: SearchIndex) -> None:
         """Load the model and embed the off-topic topics now: otherwise the first question pays seconds for it."""
         self.guard.similarity(index.embedder, index.embed_query("hip hinge"))
+        self.aids(index).heading_vector("")
 
     def _invalid(self, question: str, lead: str) -> Answer:
         return Answer(question=question, answered=False, status="invalid", lead=lead)
@@ -306,8 +350,8 @@ class AnswerComposer:
         if not has_words(clean):
             return self._invalid(question, "I couldn't find a question in that. Ask me in words, for "
                                  "example: \"how do I hold the attack position?\"")
-        query = self.query(question)
-        earlier = [self.query(t.question) for t in history[-MAX_CONTEXT_TURNS:]]
+        query = self.query(question, index)
+        earlier = [self.query(t.question, index) for t in history[-MAX_CONTEXT_TURNS:]]
         # One batch for the question and the turns before it: about the cost of one query.
         vectors = index.embedder.encode([query, *earlier]) if earlier else index.embed_query(query)[None, :]
         vector, earlier_vectors = np.asarray(vectors[0], dtype=np.float32), vectors[1:]
@@ -331,8 +375,7 @@ class AnswerComposer:
         more = [self._cite(index, n, hit, terms)
                 for n, hit in enumerate(chosen[MAX_CITATIONS:MAX_CITATIONS + MAX_MORE], MAX_CITATIONS + 1)]
         docs = [index.documents.get(c.document_id) for c in citations]
-        lead_doc = docs[0]
-        lead = lead_doc.summary if lead_doc and lead_doc.summary else citations[0].excerpt
+        lead = self.lead(index, vector, citations)
         return Answer(
             question=question, answered=True, status="answered", lead=lead, citations=citations, more=more,
             videos=[v for v in self._videos(docs) if v.url not in seen.videos],
@@ -348,9 +391,29 @@ class AnswerComposer:
         evidence = self.evidence(index, vector, hits, terms)
         return hits, terms, self.policy.confidence(evidence) if hits else 0.0
 
-    def query(self, question: str) -> str:
-        """The question as the search sees it: cleaned, with rider shorthand spelled out."""
-        return self.shorthand.expand(clean_question(question))
+    def query(self, question: str, index: SearchIndex | None = None) -> str:
+        """The question as the search sees it: cleaned, typos spelled the library's way (given the
+        index), with rider shorthand spelled out."""
+        text = clean_question(question)
+        if index is not None and self.spelling:
+            text = self.aids(index).speller.correct(text)
+        return self.shorthand.expand(text)
+
+    def lead(self, index: SearchIndex, vector: Vectors, citations: Sequence[Citation]) -> str:
+        """The first line: the top document's summary when its own question is the rider's, otherwise
+        the sentence of the quoted excerpts nearest the question."""
+        doc = index.documents.get(citations[0].document_id)
+        if doc is not None and doc.summary:
+            if self.lead_similarity is None:
+                return doc.summary
+            heading = self.aids(index).heading_vector(doc.id)
+            if heading is not None and float(heading @ vector) >= self.lead_similarity:
+                return doc.summary
+        sentences = [s for c in citations for s in _sentences(c.excerpt)]
+        if not sentences:
+            return citations[0].excerpt
+        vectors = index.embedder.encode(sentences)
+        return sentences[int(np.argmax(vectors @ vector))]
 
     @staticmethod
     def rank(index: SearchIndex, query: str, vector: Vectors, k: int = 12, guild_id: int | None = None) -> list[Hit]:
@@ -417,6 +480,12 @@ class AnswerComposer:
         if drill is None:
             return None
         return drill_suggestion(drill)
+
+
+def _sentences(excerpt: str) -> list[str]:
+    """The whole sentences of a quoted excerpt (without the ellipses that mark a cut)."""
+    text = excerpt.strip().removeprefix(ELLIPSIS).removesuffix(ELLIPSIS).strip()
+    return [s for s in (text[a:b].strip() for a, b in sentence_spans(text)) if len(s.split()) >= 4]
 
 
 def drill_suggestion(drill: Document) -> DrillSuggestion:

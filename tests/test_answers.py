@@ -143,6 +143,16 @@ def test_the_json_rendering_has_the_answer_shape(small_engine: Engine) -> None:
     assert "[1]" in text and "Sources:" in text and SOURCE["url"] in text
 
 
+def test_the_speller_fixes_phone_typos_with_the_library_words_only() -> None:
+    from index.spelling import Speller
+
+    speller = Speller(["Hinge correctly: the hips move back.", "Lower back fatigue after motos."])
+    assert speller.correct("how do i hindge corectly") == "how do i hinge correctly"
+    assert speller.correct("lowr back aftr motos") == "lower back after motos"
+    assert speller.correct("Bitcoin prices") == "Bitcoin prices"  # nothing near enough: left alone
+    assert speller.correct("plz hip") == "plz hip"  # short words are never touched
+
+
 @pytest.mark.slow
 class TestRealLibrary:
     def test_rider_questions_are_answered_with_exact_quotes(self, library_engine: Engine) -> None:
@@ -195,3 +205,19 @@ class TestRealLibrary:
         assert overall.hit_at_3 >= 0.9, report.misses
         assert overall.off_topic_declined >= 0.95, report.wrongly_answered
         assert overall.on_topic_declined <= 0.03, report.wrongly_declined
+
+    def test_the_lead_answers_the_question_asked(self, library_engine: Engine) -> None:
+        """tests/data/leads.jsonl: the first line a rider reads answers their question (issue 13, item 5)."""
+        from index.question_eval import lead_share, load_leads
+
+        cases = load_leads(PROJECT / "tests" / "data" / "leads.jsonl")
+        assert len(cases) >= 40
+        share, wrong = lead_share(library_engine.index, AnswerComposer(), cases)
+        assert share >= 0.9, wrong
+
+    def test_a_phone_typed_question_is_answered_like_its_clean_form(self, library_engine: Engine) -> None:
+        composer = AnswerComposer()
+        typo = composer.ask(library_engine.index, "how do i hindge corectly")
+        assert typo.answered
+        assert {c.document_id for c in typo.citations} & {"key-exercise-hip-hinge", "what-drill-grooves-the-hinge",
+                                                          "hinging-or-just-rounding-over", "dowel-hip-hinge"}
