@@ -63,18 +63,18 @@ def lone(embedder: Embedder, rounds: int) -> list[float]:
     return times
 
 
-def concurrent(embedder: Embedder, n: int, tag: int) -> float:
-    """Seconds until n threads started together each have their query's vector."""
+def concurrent(embedder: Embedder, n: int, tag: int) -> tuple[float, float]:
+    """Seconds until n threads started together each have their query's vector, and the CPU seconds used."""
     start = threading.Barrier(n + 1)
     threads = [threading.Thread(target=lambda i=i: (start.wait(30), embedder.encode(
         [f"{QUESTIONS[i % len(QUESTIONS)]} ({tag}.{i})"]))) for i in range(n)]
     for t in threads:
         t.start()
     start.wait(30)
-    began = time.perf_counter()
+    began, cpu = time.perf_counter(), time.process_time()
     for t in threads:
         t.join(120)
-    return time.perf_counter() - began
+    return time.perf_counter() - began, time.process_time() - cpu
 
 
 def main() -> int:
@@ -114,17 +114,19 @@ def main() -> int:
 
     print("concurrent queries (threads started together), wall time until all have vectors, "
           f"median of {repeats}:")
-    print(f"{'n':>3}  {'unbatched ms':>12}  {'batched ms':>10}  {'speed-up':>8}  model calls (batched, last run)")
+    print(f"{'n':>3}  {'unbatched ms':>12}  {'batched ms':>10}  {'speed-up':>8}  "
+          f"{'CPU ms/query unbatched':>22}  {'batched':>7}  model calls (batched, last run)")
     for n in (1, 8, 32):
         plain_runs, batch_runs = [], []
         calls = 0
         for r in range(repeats):
-            plain_runs.append(concurrent(model, n, r) * 1000)
+            plain_runs.append(concurrent(model, n, r))
             counter = BatchingEmbedder(model)
-            batch_runs.append(concurrent(counter, n, r) * 1000)
+            batch_runs.append(concurrent(counter, n, r))
             calls = counter.batches
-        p, b = statistics.median(plain_runs), statistics.median(batch_runs)
-        print(f"{n:>3}  {p:>12.1f}  {b:>10.1f}  {p / b:>7.2f}x  {calls}")
+        p, b = (statistics.median(w for w, _ in runs) * 1000 for runs in (plain_runs, batch_runs))
+        pc, bc = (statistics.median(c for _, c in runs) * 1000 / n for runs in (plain_runs, batch_runs))
+        print(f"{n:>3}  {p:>12.1f}  {b:>10.1f}  {p / b:>7.2f}x  {pc:>22.1f}  {bc:>7.1f}  {calls}")
     print(f"load average at end: {os.getloadavg()[0]:.1f}")
     return 0
 
