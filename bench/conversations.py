@@ -106,10 +106,11 @@ def main() -> None:
     if args.grid:
         base = ContextPolicy()
         off_topic = off_topic_questions()
-        for threshold in (0.6, 0.5, 0.4, 0.3):
-            composer.context = replace(base, follow_up_threshold=threshold)
+        for threshold, margin in ((0.6, 0.0), (0.6, 0.05), (0.6, 0.1), (0.6, 1.0), (0.5, 0.0)):
+            composer.context = replace(base, follow_up_threshold=threshold, off_topic_margin=margin)
             results = replay(engine, composer, tune, alone_too=False)
-            print(f"follow_up_threshold {threshold}: follow-ups {share(results['followup']):.3f} topic changes "
+            print(f"follow_up_threshold {threshold} off_topic_margin {margin}: follow-ups "
+                  f"{share(results['followup']):.3f} topic changes "
                   f"{share(results['topic_change']):.3f} | off-topic follow-ups declined "
                   f"{declined_after(engine, composer, off_topic):.3f}", flush=True)
         composer.context = base

@@ -8,7 +8,6 @@ import signal
 
 from bot.settings import Settings
 from bot.storage import Storage
-from index.batching import BatchingEmbedder
 from index.engine import Engine, build_engine
 
 log = logging.getLogger(__name__)
@@ -25,10 +24,7 @@ async def drain_commands(seconds: float) -> None:
 
 
 def make_engine(settings: Settings) -> Engine:
-    engine = build_engine(settings.data_dir, settings.knowledge_dir, settings.team_library_dir, settings.engine)
-    # Questions that arrive within the same encode are embedded together; a lone one at once (index/batching.py).
-    engine.embedder = BatchingEmbedder(engine.embedder)
-    return engine
+    return build_engine(settings.data_dir, settings.knowledge_dir, settings.team_library_dir, settings.engine)
 
 
 async def run_bot(settings: Settings) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from index.batching import BatchingEmbedder
 from index.documents import Document, Kind, load_library
 from index.embedding import BUNDLED_MODEL, Embedder, ProgressFn, SentenceEmbedder
 from index.errors import IndexLoadError
@@ -30,8 +31,11 @@ def build_engine(data_dir: Path, knowledge_dir: Path, library_dir: Path | None =
                  settings: EngineSettings | None = None) -> Engine:
     """The composition root of the core: the CLI, the bot and bench/ all build their engine here."""
     settings = settings or EngineSettings()
-    return Engine(data_dir, knowledge_dir, SentenceEmbedder(settings.embed_model), fusion=settings.fusion,
-                  dense_kind=settings.dense_index, library_dir=library_dir)
+    # Questions that arrive while another is being embedded go together in the next batch; a lone one is
+    # embedded at once (index/batching.py).
+    embedder = BatchingEmbedder(SentenceEmbedder(settings.embed_model))
+    return Engine(data_dir, knowledge_dir, embedder, fusion=settings.fusion, dense_kind=settings.dense_index,
+                  library_dir=library_dir)
 
 
 class Engine:

@@ -204,7 +204,8 @@ async def test_library_text_with_mentions_and_markdown_is_escaped_in_the_answer(
         [embed] = result.response.embeds
         text = embed_text(embed)
         assert "Hinge \\*tips\\* @\u200bhere" in text
-        assert "@\u200beveryone \\*\\*read this\\*\\*" in (embed.description or "")
+        # The lead (here the quoted sentence nearest the question) and the quotes are escaped alike.
+        assert "Hey @\u200beveryone, the \\*\\*hinge\\*\\*" in (embed.description or "")
         assert "\\*\\*hinge\\*\\*" in (embed.description or "")
         for raw in ("@everyone", "@here", "<@&123456789012345678>", "**hinge**", "**read this**", "*tips*"):
             assert raw not in text

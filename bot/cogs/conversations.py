@@ -45,11 +45,12 @@ class Conversations(commands.Cog):
         if me is None or message.author.bot or message.author.id == me.id:
             return
         is_dm = message.guild is None
-        if not is_dm and not (self.bot.settings.thread_followups and isinstance(message.channel, discord.Thread)):
+        if not is_dm and not self.bot.settings.thread_followups:
             return
+        # Only the threads the bot opened have a conversation (by channel id; the thread may not be cached).
         history = await self.bot.conversations.history(message.channel.id)
         if history is None and not is_dm:
-            return  # a thread someone else opened
+            return
         if await addressed_elsewhere(message, me) or not message.content.strip():
             return
         try:

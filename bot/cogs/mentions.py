@@ -27,6 +27,9 @@ class Mentions(commands.Cog):
             return
         if me not in message.mentions:
             return
+        if message.guild is None or (self.bot.settings.thread_followups and
+                                     await self.bot.conversations.history(message.channel.id) is not None):
+            return  # the conversations cog answers DMs and the bot's own threads
         try:
             await self.answer(message, me.id)
         except app_commands.CommandOnCooldown as exc:

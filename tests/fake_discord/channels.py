@@ -420,6 +420,9 @@ class ChannelsMixin:
             if method == "GET":
                 return self._channel(int(m[1]))
             return None
+        if method == "POST" and (m := re.fullmatch(r"/channels/(\d+)/typing", path)):
+            self._channel(int(m[1]))  # 404 for an unknown channel, as Discord
+            return web.Response(status=204)
         if m := re.fullmatch(r"/channels/(\d+)/messages", path):
             channel_id = int(m[1])
             if method == "POST":
