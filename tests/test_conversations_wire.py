@@ -56,8 +56,8 @@ def test_a_thread_is_opened_and_a_message_in_it_is_answered_with_context(tmp_pat
             fake.wait_until(lambda: turns(data, thread_id) == expected or None, 30, "the saved turn")
             # Another bot's message and a reply to a person are left alone.
             fake.user_message(thread_id, "how do I hinge?", user_id=999, bot=True)
-            fake.user_message(thread_id, "did you try the dowel?", user_id=777,
-                              message_reference=int(fake.user_message(thread_id, "hi", user_id=rider)["id"]))
+            to_friend = fake.user_message(thread_id, "what do you think?", user_id=rider, mentions=[777])
+            fake.user_message(thread_id, "did you try the dowel?", user_id=777, message_reference=int(to_friend["id"]))
             time.sleep(2)
             assert len([m for m in fake.channel_messages(thread_id) if m["author"].get("bot") and m.get("embeds")]) \
                 == 1
