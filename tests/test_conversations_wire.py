@@ -11,6 +11,7 @@ import pytest
 
 from tests.conftest import KNOWLEDGE
 from tests.fake_discord import FakeDiscord
+from tests.fake_discord import payloads as p
 from tests.fake_discord.process import FAKE_TOKEN, build_index, copy_tree, running_bot
 
 pytestmark = pytest.mark.slow
@@ -36,7 +37,7 @@ def test_a_thread_is_opened_and_a_message_in_it_is_answered_with_context(tmp_pat
                          extra_env={"HINGE_THREAD_FOLLOWUPS": "true"}) as bot:
             identify = fake.bot_frames(op=2)[0].d
             assert identify["intents"] & (1 << 15), "follow-ups in threads need the message content intent"
-            rider = 4242
+            rider, friend, other_bot = (p.snowflake() for _ in range(3))  # real-size ids: mentions parse
             ask = fake.slash("ask", question="how do I hinge properly?", thread=True, user_id=rider)
             fake.wait_answered([ask], 60)
             [thread] = fake.wait_until(lambda: fake.threads() or None, 30, "the answer thread")
@@ -55,17 +56,22 @@ def test_a_thread_is_opened_and_a_message_in_it_is_answered_with_context(tmp_pat
             # The turn is saved right after the reply is sent.
             fake.wait_until(lambda: turns(data, thread_id) == expected or None, 30, "the saved turn")
             # Another bot's message and a reply to a person are left alone.
-            fake.user_message(thread_id, "how do I hinge?", user_id=999, bot=True)
-            to_friend = fake.user_message(thread_id, "what do you think?", user_id=rider, mentions=[777])
-            fake.user_message(thread_id, "did you try the dowel?", user_id=777, message_reference=int(to_friend["id"]))
+            fake.user_message(thread_id, "how do I hinge?", user_id=other_bot, bot=True)
+            to_friend = fake.user_message(thread_id, "what do you think?", user_id=rider, mentions=[friend])
+            fake.user_message(thread_id, "did you try the dowel?", user_id=friend,
+                              message_reference=int(to_friend["id"]))
             time.sleep(2)
             assert len([m for m in fake.channel_messages(thread_id) if m["author"].get("bot") and m.get("embeds")]) \
                 == 1
 
             # A DM: answered without any privileged intent, with context too.
-            dm = fake.dm_channel(rider)
-            fake.user_message(dm, "how do I hold the attack position?", user_id=rider)
-            fake.user_message(dm, "and in the whoops?", user_id=rider)
+            # (Another rider: the first has used up the per-user limit of 3 requests in 5 s.)
+            dm_rider = p.snowflake()
+            dm = fake.dm_channel(dm_rider)
+            fake.user_message(dm, "how do I hold the attack position?", user_id=dm_rider)
+            fake.wait_until(lambda: [m for m in fake.channel_messages(dm) if m["author"].get("bot")] or None, 60,
+                            "the first DM answer")
+            fake.user_message(dm, "and in the whoops?", user_id=dm_rider)
             fake.wait_until(lambda: len([m for m in fake.channel_messages(dm) if m["author"].get("bot")]) >= 2 or None,
                             60, "two DM answers")
             fake.wait_until(lambda: turns(data, dm) == ["how do I hold the attack position?", "and in the whoops?"]

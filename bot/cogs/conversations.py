@@ -21,7 +21,8 @@ NEW_CONVERSATION = ("new", "/new", "start over")
 
 async def addressed_elsewhere(message: discord.Message, me: discord.abc.User) -> bool:
     """A reply to a person, or a mention of anyone but the bot: that message is for them, not for us."""
-    if message.raw_role_mentions or message.mention_everyone or any(i != me.id for i in message.raw_mentions):
+    mentioned = {*message.raw_mentions, *(u.id for u in message.mentions)}
+    if message.raw_role_mentions or message.role_mentions or message.mention_everyone or mentioned - {me.id}:
         return True
     reference = message.reference
     if reference is None or reference.message_id is None:
