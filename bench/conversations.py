@@ -106,7 +106,7 @@ def main() -> None:
     if args.grid:
         base = ContextPolicy()
         off_topic = off_topic_questions()
-        for threshold, margin in ((0.6, 0.0), (0.6, 0.05), (0.6, 0.1), (0.6, 1.0), (0.5, 0.0)):
+        for threshold, margin in ((0.6, 0.05), (0.45, 0.05), (0.4, 0.05)):
             composer.context = replace(base, follow_up_threshold=threshold, off_topic_margin=margin)
             results = replay(engine, composer, tune, alone_too=False)
             print(f"follow_up_threshold {threshold} off_topic_margin {margin}: follow-ups "
