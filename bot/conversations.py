@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import TYPE_CHECKING
 
@@ -24,6 +25,14 @@ class ConversationDesk:
     def __init__(self, bot: HingeBot) -> None:
         self.bot = bot
         self._told_no_threads: set[int] = set()
+        self._locks: dict[int, asyncio.Lock] = {}
+
+    def turn_lock(self, channel_id: int) -> asyncio.Lock:
+        """One turn at a time per conversation: two quick messages must not both read the same history and
+        overwrite each other's turn."""
+        if len(self._locks) > 10_000:
+            self._locks = {k: v for k, v in self._locks.items() if v.locked()}
+        return self._locks.setdefault(channel_id, asyncio.Lock())
 
     async def history(self, channel_id: int | None) -> list[Turn] | None:
         """The earlier turns in this channel when it is a conversation (a thread the bot opened, or a DM)."""

@@ -68,9 +68,8 @@ def test_a_thread_is_opened_and_a_message_in_it_is_answered_with_context(tmp_pat
             # (Another rider: the first has used up the per-user limit of 3 requests in 5 s.)
             dm_rider = p.snowflake()
             dm = fake.dm_channel(dm_rider)
+            # Sent back to back: one turn at a time per conversation, so the second still sees the first.
             fake.user_message(dm, "how do I hold the attack position?", user_id=dm_rider)
-            fake.wait_until(lambda: [m for m in fake.channel_messages(dm) if m["author"].get("bot")] or None, 60,
-                            "the first DM answer")
             fake.user_message(dm, "and in the whoops?", user_id=dm_rider)
             fake.wait_until(lambda: len([m for m in fake.channel_messages(dm) if m["author"].get("bot")]) >= 2 or None,
                             60, "two DM answers")

@@ -49,13 +49,14 @@ class Conversations(commands.Cog):
         if not is_dm and not self.bot.settings.thread_followups:
             return
         # Only the threads the bot opened have a conversation (by channel id; the thread may not be cached).
-        history = await self.bot.conversations.history(message.channel.id)
-        if history is None and not is_dm:
+        if not is_dm and await self.bot.conversations.history(message.channel.id) is None:
             return
         if await addressed_elsewhere(message, me) or not message.content.strip():
             return
         try:
-            await self.answer(message, history or [], is_dm)
+            async with self.bot.conversations.turn_lock(message.channel.id):
+                history = await self.bot.conversations.history(message.channel.id)
+                await self.answer(message, history or [], is_dm)
         except app_commands.CommandOnCooldown as exc:
             await message.reply(describe(exc))
         except Exception:
