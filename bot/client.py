@@ -74,7 +74,7 @@ class HingeBot(commands.Bot):
         self.metrics = Metrics()
         self.web: HealthServer | None = None
         self.limiter = UserLimiter(settings.ask_cooldown_rate, settings.ask_cooldown_seconds)
-        self.library = LibraryEditor(engine, storage, self.metrics)
+        self.library = LibraryEditor(engine, storage, self.metrics, prepare=self.composer.warm)
         self.coach = CoachDesk(self)
         self.conversations = ConversationDesk(self)
 

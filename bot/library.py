@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -20,6 +20,7 @@ from index.documents import KIND_FOLDERS, Document, Kind, load_file
 from index.embedding import ProgressFn
 from index.engine import Engine
 from index.errors import BuildInProgressError, HingeError, KnowledgeFileError, LibraryError
+from index.search import SearchIndex
 from index.store import BuildReport
 
 log = logging.getLogger(__name__)
@@ -33,10 +34,13 @@ class LibraryChangeError(HingeError):
 
 
 class LibraryEditor:
-    def __init__(self, engine: Engine, storage: Storage, metrics: Metrics) -> None:
+    def __init__(self, engine: Engine, storage: Storage, metrics: Metrics,
+                 prepare: Callable[[SearchIndex], None] | None = None) -> None:
         self.engine = engine
         self.storage = storage
         self.metrics = metrics
+        # Warms a new index before it is swapped in (the composer's per-index spelling and document vectors).
+        self.prepare = prepare
         self._lock = asyncio.Lock()
 
     @property
@@ -57,7 +61,7 @@ class LibraryEditor:
             raise RuntimeError("rebuild() must run inside changing()")
         record = await self.storage.start_reindex(user_id, user_name)
         try:
-            report = await asyncio.to_thread(self.engine.reindex, progress, user_name)
+            report = await asyncio.to_thread(self.engine.reindex, progress, user_name, self.prepare)
         except (HingeError, OSError, RuntimeError, ValueError) as exc:
             if record_failure:
                 reason = "already running" if isinstance(exc, BuildInProgressError) else str(exc)[:2000]

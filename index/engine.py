@@ -3,6 +3,7 @@ use, and one set of settings (`EngineSettings`), composed by `build_engine`."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -75,10 +76,15 @@ class Engine:
         return self.store.build(library.documents, self.embedder, self.fusion, self.dense_kind,
                                 progress=progress, built_by=built_by)
 
-    def reindex(self, progress: ProgressFn | None = None, built_by: str | None = None) -> BuildReport:
-        """Rebuild and swap the new index in; on any failure the old index keeps serving."""
+    def reindex(self, progress: ProgressFn | None = None, built_by: str | None = None,
+                prepare: Callable[[SearchIndex], None] | None = None) -> BuildReport:
+        """Rebuild and swap the new index in; on any failure the old index keeps serving. `prepare` runs on the
+        new index before the swap (warming what answers derive from it), so no question meets it cold."""
         report = self.build(progress=progress, built_by=built_by)
-        self.owner.swap(self.store.load(self.embedder, self.fusion))
+        index = self.store.load(self.embedder, self.fusion)
+        if prepare is not None:
+            prepare(index)
+        self.owner.swap(index)
         return report
 
     @property
