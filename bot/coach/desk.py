@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import discord
@@ -251,7 +250,3 @@ class CoachDesk:
             except (discord.HTTPException, HingeError, OSError):
                 log.exception("could not finish coach answer %s yet; it stays stored", answer.id)
         return len(unfinished)
-
-    @staticmethod
-    def now() -> datetime:
-        return datetime.now(UTC)

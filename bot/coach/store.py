@@ -121,11 +121,6 @@ class CoachStore:
                               "WHERE id = ?", (status, _now(), by, merged_into, request_id))
         await self.db.commit()
 
-    async def reopen(self, request_id: int) -> None:
-        await self.db.execute("UPDATE coach_requests SET status = 'open', closed_at = NULL, closed_by = NULL "
-                              "WHERE id = ?", (request_id,))
-        await self.db.commit()
-
     async def add_asker(self, request_id: int, question_id: int | None, question: str, user_id: int | None,
                         channel_id: int | None, message_id: int | None, private: bool, reason: str) -> bool:
         """False when this question is already on that card (a second press of the same button)."""
