@@ -21,10 +21,10 @@ import numpy as np
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bot.cli import make_engine
-from bot.settings import Settings
-from index.answers import AnswerComposer, clean_question, has_words
-from index.question_eval import evaluate_questions, load_questions, subset_line
+from index.answers.composer import AnswerComposer
+from index.answers.text import clean_question, has_words
+from index.engine import build_engine
+from index.evaluation.questions import evaluate_questions, load_questions, subset_line
 
 PROJECT = Path(__file__).resolve().parent.parent
 
@@ -69,8 +69,7 @@ def main() -> int:
     parser.add_argument("--fit", action="store_true")
     args = parser.parse_args()
 
-    settings = Settings(data_dir=args.data_dir, knowledge_dir=PROJECT / "knowledge")
-    engine = make_engine(settings)
+    engine = build_engine(args.data_dir, PROJECT / "knowledge")
     started = time.perf_counter()
     engine.load()
     print(f"library loaded in {time.perf_counter() - started:.1f}s: {len(engine.index)} chunks")
@@ -89,13 +88,6 @@ def main() -> int:
         for question in getattr(report, name):
             print(f"  {name}: {question}")
 
-    base = engine.index.fusion
-    for label, fusion in (("shipped", base), ("with dense feedback (3 passages)",
-                                              base.model_copy(update={"feedback_docs": 3}))):
-        engine.index.fusion = fusion
-        part = evaluate_questions(engine.index, composer, [c for c in cases if c.on_topic]).parts[2]
-        print(f"search setting {label}: hit@3 {part.hit_at_3:.3f}, MRR {part.mrr:.3f}")
-    engine.index.fusion = base
     if args.fit:
         fit(engine, composer, cases)
     return 0

@@ -1,4 +1,4 @@
-"""Micro-benchmark of batched query embedding (index/batching.py) with the bundled model.
+"""Micro-benchmark of batched query embedding (index/retrieval/batching.py) with the bundled model.
 
     python bench/batching.py [--rounds 30] [--repeats 5]
 
@@ -27,8 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-from index.batching import BatchingEmbedder
-from index.embedding import Embedder, SentenceEmbedder, Vectors
+from index.retrieval.batching import BatchingEmbedder
+from index.retrieval.embedding import Embedder, SentenceEmbedder, Vectors
 
 QUESTIONS = [
     "why is my lower back cooked after two motos?", "what is a hip hinge?", "how do I hold the attack position?",

@@ -24,10 +24,10 @@ import numpy as np
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bot.cli import make_engine
-from bot.settings import Settings
-from index.answers import Answer, AnswerComposer, turn_of
-from index.conversation import ContextPolicy, Turn
+from index.answers.composer import AnswerComposer, turn_of
+from index.answers.conversation import ContextPolicy, Turn
+from index.answers.models import Answer
+from index.engine import build_engine
 
 PROJECT = Path(__file__).resolve().parent.parent
 
@@ -99,7 +99,7 @@ def main() -> None:
                      if line.strip()]
     tune = [c for c in conversations if c["split"] == "tune"]
     holdout = [c for c in conversations if c["split"] == "holdout"]
-    engine = make_engine(Settings(_env_file=None))  # type: ignore[call-arg]
+    engine = build_engine(PROJECT / ".hinge", PROJECT / "knowledge")
     engine.load()
     composer = AnswerComposer()
     composer.warm(engine.index)

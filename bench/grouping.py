@@ -3,7 +3,7 @@ the tune and holdout parts of the labelled pairs, and the figures at the shipped
 
     python bench/grouping.py [--pairs tests/data/question_pairs.jsonl] [--errors]
 
-The threshold is chosen on the tune part only (the rule is in index/grouping.py); holdout is
+The threshold is chosen on the tune part only (the rule is in index/coaching/grouping.py); holdout is
 reported, never chosen on. `--errors` lists the pairs the shipped threshold gets wrong.
 Plain numpy: the counts are simple and scikit-learn is not a project dependency.
 """
@@ -22,8 +22,8 @@ import numpy as np
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from index.embedding import SentenceEmbedder
-from index.grouping import SAME_QUESTION
+from index.coaching.grouping import SAME_QUESTION
+from index.retrieval.embedding import SentenceEmbedder
 
 PROJECT = Path(__file__).resolve().parent.parent
 GRID = [round(0.5 + 0.025 * i, 3) for i in range(19)]  # 0.50 .. 0.95
@@ -75,7 +75,7 @@ def main() -> int:
         tune_precision[threshold] = tune.precision
         print(f"{threshold:9.3f}  {show(tune):40}  {show(holdout)}")
 
-    # The rule of index/grouping.py: the lowest grid threshold from which tune precision stays >= target.
+    # The rule of index/coaching/grouping.py: the lowest grid threshold from which tune precision stays >= target.
     steady = [t for t in GRID if all(p is None or p >= TARGET_PRECISION
                                      for u, p in tune_precision.items() if u >= t)]
     lowest = min((t for t, p in tune_precision.items() if p is not None and p >= TARGET_PRECISION), default=None)

@@ -3,7 +3,7 @@
     python bench/models.py [--models minilm,bge] [--out /tmp/models.json]
 
 For each model, in a fresh data dir under /tmp and with the bot's shipped fusion settings (the
-`Settings` defaults turned into `FusionSettings` exactly as `make_engine` does): build throughput on
+`EngineSettings` defaults, exactly as `build_engine` uses them): build throughput on
 the shipped library; then, in a second process that loads the model and the built index, its RSS,
 the rider question set (tune and holdout: hit@1, hit@3 ignoring declines, hit@3 of answered
 questions, declines), warm answer latency, and BEIR test nDCG@10 on SciFact and NFCorpus.
@@ -37,14 +37,13 @@ import numpy as np
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bot.settings import Settings
-from index.answers import AnswerComposer
-from index.embedding import Embedder, SentenceEmbedder, Vectors
-from index.engine import Engine
-from index.evaluation import BeirSet, evaluate, load_beir
-from index.fusion import FusionSettings
-from index.question_eval import evaluate_questions, load_questions, ranked_documents
-from index.store import IndexStore
+from index.answers.composer import AnswerComposer
+from index.engine import Engine, EngineSettings
+from index.evaluation.beir import BeirSet, evaluate, load_beir
+from index.evaluation.questions import evaluate_questions, load_questions, ranked_documents
+from index.retrieval.embedding import Embedder, SentenceEmbedder, Vectors
+from index.retrieval.fusion import FusionSettings
+from index.retrieval.store import IndexStore
 
 PROJECT = Path(__file__).resolve().parent.parent
 SHARED = PROJECT.parent / "shared" / "benchmarks"
@@ -72,8 +71,7 @@ class QueryPrefixed:
         return vectors
 
 
-def shipped_fusion(settings: Settings) -> FusionSettings:
-    return settings.engine.fusion  # exactly what the bot ships
+SHIPPED = EngineSettings()  # exactly what the bot ships
 
 
 def make_embedder(model: str) -> Embedder:
@@ -84,12 +82,10 @@ def make_embedder(model: str) -> Embedder:
     return OnnxEmbedder()
 
 
-def engine_for(model: str, data_dir: Path) -> tuple[Engine, Settings, Embedder]:
-    settings = Settings(data_dir=data_dir, knowledge_dir=PROJECT / "knowledge")
+def engine_for(model: str, data_dir: Path) -> tuple[Engine, Embedder]:
     embedder = make_embedder(model)
-    engine = Engine(settings.data_dir, settings.knowledge_dir, embedder, fusion=shipped_fusion(settings),
-                    dense_kind=settings.dense_index, library_dir=settings.team_library_dir)
-    return engine, settings, embedder
+    engine = Engine(data_dir, PROJECT / "knowledge", embedder, fusion=SHIPPED.fusion, dense_kind=SHIPPED.dense_index)
+    return engine, embedder
 
 
 def rss_mb() -> tuple[float, float]:
@@ -182,7 +178,7 @@ def beir_figures(model_dir: Path, embedder: Embedder, query_embedder: Embedder,
 
 
 def child_run(model: str, data_dir: Path, skip_beir: bool, beir_docs: int) -> dict[str, Any]:
-    engine, settings, embedder = engine_for(model, data_dir)
+    engine, embedder = engine_for(model, data_dir)
     started = time.perf_counter()
     engine.load(build_if_missing=False)
     composer = AnswerComposer()
@@ -193,7 +189,7 @@ def child_run(model: str, data_dir: Path, skip_beir: bool, beir_docs: int) -> di
     variants: dict[str, Embedder] = {"MiniLM": embedder} if model == "minilm" else {
         "bge int8": embedder, "bge int8 + query prefix": QueryPrefixed(embedder)}
     cases = load_questions(QUESTIONS)
-    fusion = shipped_fusion(settings)
+    fusion = SHIPPED.fusion
     for label, query_embedder in variants.items():
         index = engine.store.load(query_embedder, fusion)
         composer = AnswerComposer()  # its off-topic guard caches topic vectors by model id

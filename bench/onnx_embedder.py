@@ -30,8 +30,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from index.embedding import Vectors
 from index.errors import ModelLoadError
+from index.retrieval.embedding import Vectors
 
 if TYPE_CHECKING:
     from tokenizers import Tokenizer

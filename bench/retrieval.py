@@ -23,11 +23,11 @@ import numpy as np
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from index.chunking import Chunk, chunk_documents
-from index.embedding import EmbeddingCache, SentenceEmbedder, embed_with_cache
 from index.engine import EngineSettings
-from index.evaluation import evaluate, load_beir
-from index.store import IndexStore
+from index.evaluation.beir import evaluate, load_beir
+from index.library.chunking import Chunk, chunk_documents
+from index.retrieval.embedding import EmbeddingCache, SentenceEmbedder, embed_with_cache
+from index.retrieval.store import IndexStore
 
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "benchmarks"
 SHIPPED = EngineSettings()
@@ -86,7 +86,7 @@ def main() -> int:
         all_chunks += index.chunks
 
     # Search latency over a 10,000-chunk index made of the benchmark chunks (vectors cached).
-    from index.documents import load_beir_corpus
+    from index.library.documents import load_beir_corpus
 
     docs = [d for folder in args.folders for d in load_beir_corpus(folder / "corpus.jsonl")]
     chunks = chunk_documents(docs)[:10_000]

@@ -5,7 +5,7 @@
 Starts the fake Discord and the bot exactly as tests/test_wire.py does, sends COUNT /ask interactions
 spread evenly over SECONDS, waits for them, then sends a burst of BURST at once, and then one of BIG_BURST
 at once (the issue's target: every one acked within 3 s, p99 completion at most 1 s, 0 errors; the
-bot embeds questions that arrive together in one batch, index/batching.py). Reports, per phase,
+bot embeds questions that arrive together in one batch, index/retrieval/batching.py). Reports, per phase,
 acknowledgement latency (INTERACTION_CREATE dispatched -> callback received) and completion latency
 (-> the answer received), p50/p95/p99, errors, and the bot's peak resident memory (VmHWM).
 Every loop is bounded in count and in time.

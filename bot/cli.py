@@ -72,7 +72,7 @@ def cmd_index_build(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_index_status(args: argparse.Namespace, settings: Settings) -> int:
-    from index.store import IndexStore
+    from index.retrieval.store import IndexStore
 
     manifest = IndexStore(settings.data_dir).read_manifest()
     if manifest is None:
@@ -90,7 +90,7 @@ def cmd_index_status(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_index_check(args: argparse.Namespace, settings: Settings) -> int:
-    from index.documents import load_library
+    from index.library.documents import load_library
 
     library = load_library([settings.knowledge_dir, settings.team_library_dir])
     for error in library.errors:
@@ -114,9 +114,9 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_eval_beir(args: argparse.Namespace, settings: Settings) -> int:
-    from index.embedding import SentenceEmbedder
-    from index.evaluation import evaluate, load_beir
-    from index.store import IndexStore
+    from index.evaluation.beir import evaluate, load_beir
+    from index.retrieval.embedding import SentenceEmbedder
+    from index.retrieval.store import IndexStore
 
     beir = load_beir(Path(args.folder), args.split)
     data_dir = settings.data_dir / "beir" / beir.name
@@ -147,8 +147,8 @@ def _questions(source: str) -> Iterator[str]:
 
 
 def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
-    from index.answers import AnswerComposer
-    from index.rendering import render_json, render_text
+    from index.answers.composer import AnswerComposer
+    from index.answers.rendering import render_json, render_text
 
     if args.file is None and not args.question:
         print("error: give a QUESTION or --file F", file=sys.stderr)
@@ -168,9 +168,9 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
     """A conversation in the terminal: each question is asked with the earlier ones as context; `/new` starts
     over. On a terminal it prompts; otherwise it reads one turn per line (with --json, one Answer per line)."""
-    from index.answers import AnswerComposer, turn_of
-    from index.conversation import Turn
-    from index.rendering import render_text
+    from index.answers.composer import AnswerComposer, turn_of
+    from index.answers.conversation import Turn
+    from index.answers.rendering import render_text
 
     engine = make_engine(settings)
     interactive = sys.stdin.isatty() and not getattr(args, "json", False)
@@ -212,8 +212,8 @@ def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_eval_questions(args: argparse.Namespace, settings: Settings) -> int:
-    from index.answers import AnswerComposer
-    from index.question_eval import evaluate_questions, load_questions, subset_line
+    from index.answers.composer import AnswerComposer
+    from index.evaluation.questions import evaluate_questions, load_questions, subset_line
 
     engine = make_engine(settings)
     engine.load()

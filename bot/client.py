@@ -19,8 +19,9 @@ from bot.metrics import Metrics
 from bot.settings import Settings
 from bot.storage import Storage
 from bot.web import HealthServer
-from index.answers import Answer, AnswerComposer
-from index.conversation import Turn
+from index.answers.composer import AnswerComposer
+from index.answers.conversation import Turn
+from index.answers.models import Answer
 from index.engine import Engine
 
 log = logging.getLogger(__name__)

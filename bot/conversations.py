@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING
 import discord
 
 from bot.embeds import clip
-from index.answers import Answer, turn_of
-from index.conversation import Turn
+from index.answers.composer import turn_of
+from index.answers.conversation import Turn
+from index.answers.models import Answer
 
 if TYPE_CHECKING:
     from bot.client import HingeBot

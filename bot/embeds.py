@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import discord
 
-from index.answers import Answer, Citation
-from index.documents import Document
+from index.answers.models import Answer, Citation
+from index.library.documents import Document
 
 # Discord's documented embed limits.
 TITLE_LIMIT = 256

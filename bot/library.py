@@ -16,12 +16,12 @@ from pathlib import Path
 
 from bot.metrics import Metrics
 from bot.storage import Storage
-from index.documents import KIND_FOLDERS, Document, Kind, load_file
-from index.embedding import ProgressFn
 from index.engine import Engine
 from index.errors import BuildInProgressError, HingeError, KnowledgeFileError, LibraryError
-from index.search import SearchIndex
-from index.store import BuildReport
+from index.library.documents import KIND_FOLDERS, Document, Kind, load_file
+from index.retrieval.embedding import ProgressFn
+from index.retrieval.search import SearchIndex
+from index.retrieval.store import BuildReport
 
 log = logging.getLogger(__name__)
 

@@ -8,8 +8,8 @@ from typing import Annotated, Any
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from index.embedding import BUNDLED_MODEL
 from index.engine import EngineSettings
+from index.retrieval.embedding import BUNDLED_MODEL
 
 _PROJECT_KNOWLEDGE = Path(__file__).resolve().parent.parent / "knowledge"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")

@@ -12,7 +12,7 @@ from pathlib import Path
 import aiosqlite
 from pydantic import BaseModel, TypeAdapter
 
-from index.conversation import Turn
+from index.answers.conversation import Turn
 
 MIGRATIONS: Sequence[str] = (
     # 1: the first schema

@@ -8,13 +8,13 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from index.batching import BatchingEmbedder
-from index.documents import Document, Kind, load_library
-from index.embedding import BUNDLED_MODEL, Embedder, ProgressFn, SentenceEmbedder
 from index.errors import IndexLoadError
-from index.fusion import FusionSettings
-from index.search import Hit, IndexOwner, SearchIndex
-from index.store import BuildReport, IndexStore
+from index.library.documents import Document, Kind, load_library
+from index.retrieval.batching import BatchingEmbedder
+from index.retrieval.embedding import BUNDLED_MODEL, Embedder, ProgressFn, SentenceEmbedder
+from index.retrieval.fusion import FusionSettings
+from index.retrieval.search import Hit, IndexOwner, SearchIndex
+from index.retrieval.store import BuildReport, IndexStore
 
 
 class EngineSettings(BaseModel):
@@ -33,7 +33,7 @@ def build_engine(data_dir: Path, knowledge_dir: Path, library_dir: Path | None =
     """The composition root of the core: the CLI, the bot and bench/ all build their engine here."""
     settings = settings or EngineSettings()
     # Questions that arrive while another is being embedded go together in the next batch; a lone one is
-    # embedded at once (index/batching.py).
+    # embedded at once (index/retrieval/batching.py).
     embedder = BatchingEmbedder(SentenceEmbedder(settings.embed_model))
     return Engine(data_dir, knowledge_dir, embedder, fusion=settings.fusion, dense_kind=settings.dense_index,
                   library_dir=library_dir)

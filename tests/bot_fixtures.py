@@ -26,9 +26,10 @@ from bot.embeds import (
 )
 from bot.settings import Settings
 from bot.storage import Storage
-from index.answers import AnswerComposer, DeclinePolicy
-from index.embedding import Embedder
+from index.answers.composer import AnswerComposer
+from index.answers.decline import DeclinePolicy
 from index.engine import Engine
+from index.retrieval.embedding import Embedder
 from tests.helpers import HashingEmbedder, front_matter, small_library, write_doc
 
 ALWAYS = DeclinePolicy(bias=10.0, weights=(0.0, 0.0, 0.0, 0.0))

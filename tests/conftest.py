@@ -15,7 +15,7 @@ KNOWLEDGE = PROJECT / "knowledge"
 @pytest.fixture(scope="session")
 def real_embedder():  # type: ignore[no-untyped-def]
     """The bundled all-MiniLM-L6-v2, loaded once per test run."""
-    from index.embedding import SentenceEmbedder
+    from index.retrieval.embedding import SentenceEmbedder
 
     return SentenceEmbedder()
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from index.embedding import Vectors
+from index.retrieval.embedding import Vectors
 
 _WORD = re.compile(r"\w+")
 

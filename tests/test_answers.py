@@ -8,20 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from index.answers import (
-    ELLIPSIS,
-    SAFETY_NOTE,
-    Answer,
-    AnswerComposer,
-    DeclinePolicy,
-    Shorthand,
-    clean_question,
-    select_excerpt,
-)
-from index.chunking import Chunk
+from index.answers.composer import SAFETY_NOTE, AnswerComposer
+from index.answers.decline import DeclinePolicy
+from index.answers.excerpts import ELLIPSIS, select_excerpt
+from index.answers.models import Answer
+from index.answers.rendering import render_json, render_text
+from index.answers.text import Shorthand, clean_question
 from index.engine import Engine
-from index.lexical import Tokenizer
-from index.rendering import render_json, render_text
+from index.library.chunking import Chunk
+from index.retrieval.lexical import Tokenizer
 from tests.conftest import PROJECT
 from tests.helpers import SOURCE, HashingEmbedder, small_library, write_doc
 
@@ -144,7 +139,7 @@ def test_the_json_rendering_has_the_answer_shape(small_engine: Engine) -> None:
 
 
 def test_the_speller_fixes_phone_typos_with_the_library_words_only() -> None:
-    from index.spelling import Speller
+    from index.answers.spelling import Speller
 
     speller = Speller(["Hinge correctly: the hips move back.", "Lower back fatigue after motos."])
     assert speller.correct("how do i hindge corectly") == "how do i hinge correctly"
@@ -195,7 +190,7 @@ class TestRealLibrary:
     def test_the_rider_question_set_stays_above_its_floors(self, library_engine: Engine) -> None:
         """A regression guard, looser than the targets in the README: a ranking or decline change
         that costs more than a few questions fails here before it reaches riders."""
-        from index.question_eval import evaluate_questions, load_questions
+        from index.evaluation.questions import evaluate_questions, load_questions
 
         cases = load_questions(PROJECT / "tests" / "data" / "questions.jsonl")
         assert len(cases) >= 80
@@ -210,7 +205,7 @@ class TestRealLibrary:
 
     def test_the_lead_answers_the_question_asked(self, library_engine: Engine) -> None:
         """tests/data/leads.jsonl: the first line a rider reads answers their question (issue 13, item 5)."""
-        from index.question_eval import lead_share, load_leads
+        from index.evaluation.questions import lead_share, load_leads
 
         cases = load_leads(PROJECT / "tests" / "data" / "leads.jsonl")
         assert len(cases) >= 40

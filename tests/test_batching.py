@@ -10,8 +10,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import pytest
 
-from index.batching import BatchingEmbedder
-from index.embedding import Vectors
+from index.retrieval.batching import BatchingEmbedder
+from index.retrieval.embedding import Vectors
 
 DIM = 8
 BOUND = 10.0  # seconds: the longest any test waits for anything

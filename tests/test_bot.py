@@ -14,7 +14,7 @@ import pytest
 
 from bot.client import HingeBot
 from bot.settings import Settings
-from index.answers import DECLINE_LEAD, AnswerComposer
+from index.answers.composer import DECLINE_LEAD, AnswerComposer
 from index.engine import Engine
 from index.errors import BuildInProgressError, HingeError
 from tests.bot_fixtures import (

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
-from index.chunking import MAX_WORDS, chunk_document
-from index.documents import Document, Kind
+from index.library.chunking import MAX_WORDS, chunk_document
+from index.library.documents import Document, Kind
 
 
 def doc(body: str) -> Document:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from index.documents import load_library
-from index.store import IndexStore
+from index.library.documents import load_library
+from index.retrieval.store import IndexStore
 from tests.conftest import PROJECT
 from tests.helpers import HashingEmbedder, small_library
 

@@ -11,9 +11,9 @@ import pytest
 import simcord
 
 from bot.settings import Settings
-from index.answers import AnswerComposer
-from index.contributions import path_for
-from index.documents import load_library
+from index.answers.composer import AnswerComposer
+from index.coaching.contributions import path_for
+from index.library.documents import load_library
 from tests.bot_fixtures import ALWAYS, NEVER, Harness, make_bot, make_settings, running
 from tests.helpers import HashingEmbedder
 

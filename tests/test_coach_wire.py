@@ -296,7 +296,7 @@ def test_mentions_and_front_matter_breaking_markdown_are_stored_safely_and_ping_
     [(doc_id,)] = rows(running.data, f"SELECT document_id FROM coach_answers WHERE question = '{question}'")
     path = running.data / "library" / "forum" / f"{doc_id}.md"
     assert path.is_file(), sorted(p.name for p in (running.data / "library").rglob("*"))
-    from index.documents import load_library
+    from index.library.documents import load_library
 
     library = load_library([running.knowledge, running.data / "library"])
     assert not library.errors, library.errors
@@ -361,7 +361,7 @@ def test_sigkill_between_submit_and_reindex_then_restart(tmp_path: Path, coach_i
                 # A FIFO where the library file's temporary copy goes: the write blocks on it (holding the
                 # library lock) with the answer stored and nothing else done, so the kill lands there every time.
                 # (Should the file be written differently one day, the kill still follows the poll below.)
-                from index.contributions import document_id, path_for
+                from index.coaching.contributions import document_id, path_for
 
                 request_id = int(button(card, "answer").rsplit(":", 1)[1])
                 path = path_for(data / "library", document_id(request_id, title))

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from index.answers import Answer, AnswerComposer
+from index.answers.composer import AnswerComposer
+from index.answers.models import Answer
 from index.engine import Engine
 from tests.conftest import KNOWLEDGE
 

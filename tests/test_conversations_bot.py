@@ -10,8 +10,8 @@ import discord
 import pytest
 
 from bot.settings import Settings
-from index.answers import AnswerComposer
-from index.conversation import Turn
+from index.answers.composer import AnswerComposer
+from index.answers.conversation import Turn
 from tests.bot_fixtures import ALWAYS, NEVER, Harness, make_bot, make_settings, running
 
 ALL_INTENTS = discord.Intents.all()

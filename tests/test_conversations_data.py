@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from index.documents import load_library
+from index.library.documents import load_library
 from tests.conftest import KNOWLEDGE, PROJECT
 
 CONVERSATIONS = PROJECT / "tests" / "data" / "conversations.jsonl"

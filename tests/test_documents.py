@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from index.documents import Kind, load_beir_corpus, load_file, load_library
 from index.errors import KnowledgeFileError, LibraryError
+from index.library.documents import Kind, load_beir_corpus, load_file, load_library
 from tests.helpers import DRILL_BODY, SOURCE, front_matter, write_doc
 
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from index.fusion import combine, fuse, ranks, top_ids, zscore
+from index.retrieval.fusion import combine, fuse, ranks, top_ids, zscore
 
 
 def test_zscore_uses_the_reference_spread_and_survives_flat_input() -> None:

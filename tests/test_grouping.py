@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from index.grouping import SAME_QUESTION, closest, group, same_question
+from index.coaching.grouping import SAME_QUESTION, closest, group, same_question
 
 PAIRS = Path(__file__).resolve().parent / "data" / "question_pairs.jsonl"
 

@@ -14,11 +14,11 @@ from bot.logs import REDACTED, configure_logging
 from bot.metrics import Metrics
 from bot.settings import Settings
 from bot.storage import Storage
-from index.answers import AnswerComposer
-from index.documents import Kind
-from index.embedding import EmbeddingCache
+from index.answers.composer import AnswerComposer
 from index.engine import Engine
 from index.errors import KnowledgeFileError, LibraryError
+from index.library.documents import Kind
+from index.retrieval.embedding import EmbeddingCache
 from tests.bot_fixtures import ALWAYS, bot_library, make_bot, make_settings, running
 from tests.helpers import HashingEmbedder, front_matter
 

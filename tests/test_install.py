@@ -147,7 +147,7 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.mark.slow
 def test_the_wheel_carries_every_module_and_the_data_files(wheel: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
-    assert {"index/data/off_topic.txt", "index/data/synonyms.txt"} <= names
+    assert {"index/answers/data/off_topic.txt", "index/answers/data/synonyms.txt"} <= names
     expected = {str(p.relative_to(PROJECT)) for folder in ("bot", "index") for p in (PROJECT / folder).rglob("*.py")
                 if "__pycache__" not in p.parts}
     assert expected <= names, expected - names
@@ -165,8 +165,8 @@ def test_a_non_editable_install_runs_from_another_folder(wheel: Path, tmp_path: 
     elsewhere.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HINGE_", "DISCORD_"))}
     env["PYTHONPATH"] = str(site)
-    probe = ("import bot, index.answers as a; "
-             "print(bot.__file__); print(a.OFF_TOPIC_FILE.is_file(), a.SYNONYMS_FILE.is_file())")
+    probe = ("import bot, index.answers.decline as d, index.answers.text as t; "
+             "print(bot.__file__); print(d.OFF_TOPIC_FILE.is_file(), t.SYNONYMS_FILE.is_file())")
     shown = subprocess.run([sys.executable, "-c", probe], cwd=elsewhere, env=env, capture_output=True, text=True,
                            timeout=120)
     assert shown.returncode == 0, shown.stderr[-3000:]

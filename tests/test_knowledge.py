@@ -8,7 +8,7 @@ from urllib.parse import urlparse
 
 import pytest
 
-from index.documents import DRILL_SECTIONS, Document, Kind, LoadedLibrary, load_library
+from index.library.documents import DRILL_SECTIONS, Document, Kind, LoadedLibrary, load_library
 from tests.conftest import KNOWLEDGE, PROJECT
 
 PAIN = re.compile(r"\b(pain|painful|injur\w*|numb|numbness)\b", re.I)

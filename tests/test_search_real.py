@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from index.documents import load_library
-from index.fusion import FusionSettings
-from index.store import IndexStore
+from index.library.documents import load_library
+from index.retrieval.fusion import FusionSettings
+from index.retrieval.store import IndexStore
 from tests.conftest import PROJECT
 from tests.helpers import small_library
 

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from index.documents import load_library
 from index.engine import Engine
 from index.errors import BuildInProgressError, IndexLoadError, LibraryError
-from index.fusion import FusionSettings
-from index.store import IndexStore
+from index.library.documents import load_library
+from index.retrieval.fusion import FusionSettings
+from index.retrieval.store import IndexStore
 from tests.helpers import HashingEmbedder, small_library, write_doc
 
 

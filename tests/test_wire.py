@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from index.documents import load_library
+from index.library.documents import load_library
 from tests.conftest import KNOWLEDGE
 from tests.fake_discord import FakeDiscord, Interaction
 from tests.fake_discord.process import FAKE_TOKEN, BotProcess, build_index, copy_tree, running_bot

@@ -13,7 +13,7 @@ import discord
 
 from bot.coach.store import Asker, CoachAnswer, CoachRequest
 from bot.embeds import COLOUR, DECLINED_COLOUR, FIELD_VALUE_LIMIT, clip, fit, safe
-from index.contributions import MAX_ANSWER_CHARS, MAX_TITLE_CHARS, valid_url
+from index.coaching.contributions import MAX_ANSWER_CHARS, MAX_TITLE_CHARS, valid_url
 
 ANSWERED_COLOUR = discord.Colour.green()
 MODAL_ID = re.compile(r"hinge:modal:(?P<action>answer|edit):(?P<target>[0-9]+)")

@@ -1,5 +1,5 @@
 """The coach desk: puts questions on the coach queue, and carries a coach's answer to the riders and into the
-team's library. Discord I/O and the database only; the library file comes from index.contributions."""
+team's library. Discord I/O and the database only; the library file comes from index.coaching.contributions."""
 
 from __future__ import annotations
 
@@ -14,10 +14,10 @@ import numpy as np
 from bot.coach.cards import answered_view, card_embed, card_view, delivery_embed
 from bot.coach.store import Asker, CoachAnswer, CoachRequest, CoachStore
 from bot.storage import QuestionRecord
-from index import contributions
-from index.answers import Answer
+from index.answers.models import Answer
+from index.coaching import contributions
+from index.coaching.grouping import closest
 from index.errors import HingeError
-from index.grouping import closest
 
 if TYPE_CHECKING:
     from bot.client import HingeBot

@@ -12,7 +12,7 @@ import numpy as np
 from pydantic import BaseModel
 
 from bot.storage import Storage
-from index.embedding import Vectors
+from index.retrieval.embedding import Vectors
 
 
 def _now() -> str:

@@ -20,11 +20,11 @@ from bot.embeds import COLOUR, DECLINED_COLOUR, clip, safe
 from bot.library import LibraryChangeError
 from bot.permissions import is_admin
 from bot.storage import LoggedQuestion
-from index.documents import Kind
-from index.embedding import ProgressFn
+from index.coaching.grouping import group
 from index.errors import BuildInProgressError, HingeError, KnowledgeFileError, LibraryError
-from index.grouping import group
-from index.store import BuildReport
+from index.library.documents import Kind
+from index.retrieval.embedding import ProgressFn
+from index.retrieval.store import BuildReport
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ MAX_QUESTIONS = 200  # the most recent ones: grouping is quadratic
 
 
 def group_questions(questions: list[LoggedQuestion], vectors: np.ndarray) -> list[list[LoggedQuestion]]:
-    """The questions grouped by meaning (index.grouping: the measured same-question threshold), largest first."""
+    """The questions grouped by meaning (index.coaching.grouping, its measured threshold), largest first."""
     return [[questions[i] for i in members] for members in group(vectors)]
 
 

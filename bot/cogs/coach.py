@@ -21,7 +21,7 @@ from bot.coach.digest import chart_png, digest_text, due, make_digest
 from bot.embeds import COLOUR, clip, safe
 from bot.errors import NotCoach, report
 from bot.permissions import is_admin
-from index.contributions import MAX_ANSWER_CHARS
+from index.coaching.contributions import MAX_ANSWER_CHARS
 
 log = logging.getLogger(__name__)
 DEFAULT_DIGEST_WEEKDAY, DEFAULT_DIGEST_HOUR = 0, 8  # Monday 08:00 UTC

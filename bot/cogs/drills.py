@@ -11,9 +11,9 @@ from discord.ext import commands
 
 from bot.client import HingeBot
 from bot.embeds import drill_embed, safe, videos_embed
-from index.answers import best_drill
-from index.documents import Document, Kind
-from index.search import SearchIndex
+from index.answers.drills import best_drill
+from index.library.documents import Document, Kind
+from index.retrieval.search import SearchIndex
 
 MAX_VIDEOS = 5
 

@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel
 
-from index.documents import Document, load_beir_corpus
 from index.errors import HingeError
-from index.fusion import FusionSettings
-from index.search import SearchIndex
+from index.library.documents import Document, load_beir_corpus
+from index.retrieval.fusion import FusionSettings
+from index.retrieval.search import SearchIndex
 
 Qrels = dict[str, dict[str, int]]
 

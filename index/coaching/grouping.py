@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from index.embedding import Vectors
+from index.retrieval.embedding import Vectors
 
 # Rule: the lowest threshold on the 0.50..0.95 grid (step 0.025) whose precision on the tune split
 # is >= 0.95 and stays >= 0.95 at every higher grid threshold, so a lucky isolated point cannot be

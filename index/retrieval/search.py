@@ -10,16 +10,16 @@ from typing import TYPE_CHECKING
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from index.chunking import Chunk
-from index.documents import Document
-from index.embedding import Embedder, Vectors
 from index.errors import IndexLoadError
-from index.fusion import Floats, FusionSettings, Ids, fuse, ranks, top_ids
-from index.manifest import Manifest
+from index.library.chunking import Chunk
+from index.library.documents import Document
+from index.retrieval.embedding import Embedder, Vectors
+from index.retrieval.fusion import Floats, FusionSettings, Ids, fuse, ranks, top_ids
+from index.retrieval.manifest import Manifest
 
 if TYPE_CHECKING:
-    from index.dense import DenseIndex
-    from index.lexical import LexicalIndex
+    from index.retrieval.dense import DenseIndex
+    from index.retrieval.lexical import LexicalIndex
 
 
 class Hit(BaseModel):

@@ -10,9 +10,10 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, Field, ValidationError
 
-from index.answers import Answer, AnswerComposer
+from index.answers.composer import AnswerComposer
+from index.answers.models import Answer
 from index.errors import HingeError
-from index.search import SearchIndex
+from index.retrieval.search import SearchIndex
 
 
 class QuestionCase(BaseModel):

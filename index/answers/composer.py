@@ -1,6 +1,6 @@
 """Answers: from a rider's question to cited excerpts, videos, a drill and an honest decline.
 
-Discord-free: the bot and the CLI render the same `Answer`.
+Discord-free: the bot and the CLI render the same `Answer` (models.py).
 """
 
 from __future__ import annotations
@@ -8,29 +8,27 @@ from __future__ import annotations
 import re
 import threading
 import time
-import unicodedata
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
 
-from index.chunking import Chunk, sentence_spans
-from index.conversation import MAX_CONTEXT_TURNS, ContextPolicy, Turn
-from index.documents import Document, Kind
-from index.embedding import Embedder, Vectors
-from index.search import Hit, SearchIndex
-from index.spelling import Speller
+from index.answers.conversation import MAX_CONTEXT_TURNS, ContextPolicy, Turn
+from index.answers.decline import DeclinePolicy, Evidence, OffTopicGuard
+from index.answers.drills import best_drill, drill_suggestion
+from index.answers.excerpts import select_excerpt, whole_sentences
+from index.answers.models import Answer, Citation, DrillSuggestion, VideoLink
+from index.answers.spelling import Speller
+from index.answers.text import Shorthand, about_training, clean_question, has_words, mentions_pain
+from index.library.documents import Document, Kind
+from index.retrieval.embedding import Vectors
+from index.retrieval.search import Hit, SearchIndex
 
 MAX_QUESTION_CHARS = 500
 MAX_CITATIONS = 3
 MAX_MORE = 3
 MAX_VIDEOS = 3
-EXCERPT_WORDS = 70
-ELLIPSIS = "…"
 
 SAFETY_NOTE = ("Hinge Coach coaches technique and training, not medicine: pain, numbness or an injury "
                "belongs with a doctor or physiotherapist, so please get it checked.")
@@ -39,15 +37,6 @@ DECLINE_LEAD = ("I don't have anything in the library that answers that well, so
                 "rider back fatigue, mobility and gym work for riders. Try rephrasing, or use /drill for "
                 "a drill.")
 
-_MENTION = re.compile(r"<(?:@[!&]?|#|a?:\w+:)\d+>|@(?:everyone|here)\b")
-_MARKDOWN = re.compile(r"[*_~`|>#\[\]()]+")
-_PAIN = re.compile(r"\b(pain\w*|hurt\w*|injur\w*|numb\w*|tingl\w*|sore\w*|ache\w*|aching|sciatic\w*|"
-                   r"disc|discs|herniat\w*|strain\w*|sprain\w*|pinch\w*|tweak\w*|spasm\w*|"
-                   r"swell\w*|swollen|fractur\w*|broke|broken|crash\w*|surgery|rehab\w*|physio\w*|doctor)\b", re.I)
-_TRAINING = re.compile(r"\b(how|drill\w*|exercis\w*|train\w*|technique|position\w*|posture|hinge\w*|hinging|"
-                       r"form|sets?|reps?|strength\w*|stronger|workout\w*|gym|lift\w*|deadlift\w*|rdl\w*|swing\w*|"
-                       r"plank\w*|bridge\w*|stretch\w*|mobility|warm\w*|practi[cs]e\w*|learn\w*|improv\w*|fix\w*|"
-                       r"cue\w*|stand\w*|attack|core|glute\w*|hamstring\w*|whoops?|ruts?|starts?|jumps?)\b", re.I)
 # A rider who asks for a video or a drill wants that kind of document first.
 _KIND_HINTS = {
     Kind.VIDEO.value: re.compile(r"\b(videos?|clips?|watch\w*|youtube|film\w*)\b", re.I),
@@ -60,53 +49,6 @@ LEAD_SIMILARITY = 0.6
 # A passage that sends the reader to a professional is the library's safety text: right for a pain
 # question, an odd quote for any other (it often ranks only because its document's summary matches).
 _REFERRAL = re.compile(r"\b(doctor|physiotherapist|physio|medical professional)s?\b", re.I)
-
-
-class Citation(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    n: int
-    title: str
-    source: str = Field(description="author or publisher of the cited page")
-    url: str | None
-    excerpt: str
-    document_id: str
-    passage_id: str | None = None
-    heading: str | None = None
-    score: float
-
-
-class VideoLink(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    title: str
-    url: str
-
-
-class DrillSuggestion(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    id: str
-    title: str
-    goal: str
-    level: str | None
-    dose: str | None
-    url: str | None
-
-
-class Answer(BaseModel):
-    question: str
-    answered: bool
-    status: Literal["answered", "declined", "invalid"]
-    lead: str
-    citations: list[Citation] = Field(default_factory=list)
-    more: list[Citation] = Field(default_factory=list, description="the next passages, for 'More sources'")
-    videos: list[VideoLink] = Field(default_factory=list)
-    drill: DrillSuggestion | None = None
-    safety_note: str | None = None
-    top_score: float | None = None
-    confidence: float | None = None
-    elapsed_ms: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -129,152 +71,11 @@ def turn_of(answer: Answer) -> Turn:
                 videos=[v.url for v in answer.videos], drill=answer.drill.id if answer.drill else None)
 
 
-class Evidence(BaseModel):
-    """What the decline decision looks at, for one question."""
-
-    top_cosine: float
-    mean_cosine: float
-    coverage: float = Field(description="share of the question's words found anywhere in the library")
-    off_topic_cosine: float = Field(description="similarity to the nearest topic the library does not cover")
-
-    def features(self) -> list[float]:
-        return [self.top_cosine, self.mean_cosine, self.coverage, self.off_topic_cosine]
-
-
-@dataclass(frozen=True)
-class DeclinePolicy:
-    """A logistic score over the evidence; below the threshold the bot declines.
-
-    The coefficients were fitted on the tuning part of tests/data/questions.jsonl with
-    `python bench/answers.py --fit`; the holdout part is never used to fit them.
-    """
-
-    bias: float = -5.924
-    weights: tuple[float, ...] = (12.757, 11.446, -0.171, -10.206)
-    # 0.6 -> 0.55 on the tune part: on-topic wrongly declined 0.018 -> 0.009, off-topic declined 0.951 either
-    # way (0.5: 0.009 and 0.934).
-    threshold: float = 0.55
-
-    def confidence(self, evidence: Evidence) -> float:
-        z = self.bias + float(np.dot(self.weights, evidence.features()))
-        return float(1.0 / (1.0 + np.exp(-z)))
-
-    def answers(self, confidence: float) -> bool:
-        return confidence >= self.threshold
-
-
-OFF_TOPIC_FILE = Path(__file__).with_name("data") / "off_topic.txt"
-
-
-class OffTopicGuard:
-    """Similarity of a question to topics the library does not cover (index/data/off_topic.txt)."""
-
-    def __init__(self, topics: Sequence[str] | None = None) -> None:
-        if topics is None:
-            lines = OFF_TOPIC_FILE.read_text(encoding="utf-8").splitlines()
-            topics = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
-        self.topics = list(topics)
-        self._vectors: dict[str, Vectors] = {}
-        self._lock = threading.Lock()
-
-    def similarity(self, embedder: Embedder, vector: Vectors) -> float:
-        with self._lock:
-            topics = self._vectors.get(embedder.model_id)
-            if topics is None:
-                topics = self._vectors[embedder.model_id] = embedder.encode(self.topics)
-        return float((topics @ vector).max()) if len(topics) else 0.0
-
-
-def clean_question(text: str) -> str:
-    """The question as words: mention syntax and markdown removed, whitespace folded."""
-    text = unicodedata.normalize("NFKC", text)
-    text = _MENTION.sub(" ", text)
-    text = _MARKDOWN.sub(" ", text)
-    return " ".join(text.split())
-
-
-SYNONYMS_FILE = Path(__file__).with_name("data") / "synonyms.txt"
-
-
-class Shorthand:
-    """Rider shorthand (rdl, kb, hammies) spelled out, so search sees the library's words."""
-
-    def __init__(self, pairs: dict[str, str] | None = None) -> None:
-        if pairs is None:
-            pairs = {}
-            for line in SYNONYMS_FILE.read_text(encoding="utf-8").splitlines():
-                if "=" in line and not line.lstrip().startswith("#"):
-                    short, long = line.split("=", 1)
-                    pairs[short.strip().lower()] = long.strip()
-        self.pairs = pairs
-        alternatives = "|".join(re.escape(k) for k in sorted(pairs, key=len, reverse=True))
-        self._pattern = re.compile(rf"(?<![\w-])(?:{alternatives})(?![\w-])", re.I) if pairs else None
-
-    def expand(self, text: str) -> str:
-        if self._pattern is None:
-            return text
-        found = dict.fromkeys(self.pairs[m.group(0).lower()] for m in self._pattern.finditer(text))
-        return f"{text} ({'; '.join(found)})" if found else text
-
-
-def has_words(text: str) -> bool:
-    return sum(ch.isalpha() for ch in text) >= 2
-
-
-def mentions_pain(text: str) -> bool:
-    return bool(_PAIN.search(text))
-
-
-def about_training(text: str) -> bool:
-    return bool(_TRAINING.search(text))
-
-
 def _source_name(doc: Document | None) -> str:
     if doc and doc.sources:
         first = doc.sources[0]
         return first.author or first.publisher
     return "Hinge Coach library"
-
-
-def select_excerpt(chunk: Chunk, query_terms: set[str], tokenize: Callable[[str], list[str]],
-                   max_words: int = EXCERPT_WORDS) -> str:
-    """The run of consecutive sentences that best answers the question, quoted exactly.
-
-    Sentences are scored by the question's terms they contain; the best window that fits
-    `max_words` wins, and an ellipsis marks any text cut before or after it.
-    """
-    text = chunk.text
-    spans = sentence_spans(text)
-    if not spans:
-        return text
-    words = [len(text[s:e].split()) for s, e in spans]
-    hits = [len(query_terms & set(tokenize(text[s:e]))) for s, e in spans]
-    best: tuple[float, int, int] = (float("-inf"), 0, 0)
-    for i in range(len(spans)):
-        total, score = 0, 0.0
-        for j in range(i, len(spans)):
-            total += words[j]
-            if total > max_words and j > i:
-                break
-            # A sentence without the question's terms costs a little (unless nothing matches at
-            # all, when the opening of the passage is the best summary); ties go to the earlier
-            # window, since the opening sets the context.
-            score += hits[j] if hits[j] or not any(hits) else -0.1
-            if not any(hits):
-                score += 0.001 * words[j]
-            candidate = (score - 0.01 * i, i, j)
-            if candidate[0] > best[0]:
-                best = candidate
-    _, i, j = best
-    start, end = spans[i][0], spans[j][1]
-    excerpt = text[start:end]
-    if len(excerpt.split()) > max_words:
-        cut = excerpt.split()[:max_words]
-        excerpt = excerpt[: excerpt.index(cut[-1], len(" ".join(cut[:-1]))) + len(cut[-1])]
-        end = start + len(excerpt)
-    prefix = ELLIPSIS + " " if start > 0 else ""
-    suffix = " " + ELLIPSIS if end < len(text.rstrip()) else ""
-    return f"{prefix}{excerpt}{suffix}"
 
 
 class LibraryAids:
@@ -421,7 +222,7 @@ class AnswerComposer:
             heading = self.aids(index).heading_vector(doc.id)
             if heading is not None and float(heading @ vector) >= self.lead_similarity:
                 return doc.summary
-        sentences = [s for c in citations for s in _sentences(c.excerpt)]
+        sentences = [s for c in citations for s in whole_sentences(c.excerpt)]
         if not sentences:
             return citations[0].excerpt
         vectors = index.embedder.encode(sentences)
@@ -494,26 +295,3 @@ class AnswerComposer:
         return drill_suggestion(drill)
 
 
-def _sentences(excerpt: str) -> list[str]:
-    """The whole sentences of a quoted excerpt (without the ellipses that mark a cut)."""
-    text = excerpt.strip().removeprefix(ELLIPSIS).removesuffix(ELLIPSIS).strip()
-    return [s for s in (text[a:b].strip() for a, b in sentence_spans(text)) if len(s.split()) >= 4]
-
-
-def drill_suggestion(drill: Document) -> DrillSuggestion:
-    return DrillSuggestion(id=drill.id, title=drill.title, goal=drill.summary, level=drill.level, dose=drill.dose,
-                           url=drill.videos[0].url if drill.videos else drill.url)
-
-
-def best_drill(index: SearchIndex, text: str, level: str | None = None, guild_id: int | None = None) -> Document | None:
-    """The drill whose passages best match `text` (and `level`, when given)."""
-    drills = [d for d in index.documents.values() if d.kind == Kind.DRILL and (level is None or d.level == level)
-              and index.visible(d.id, guild_id)]
-    if not drills:
-        return None
-    if text.strip():
-        allowed = {d.id for d in drills}
-        for hit in index.search(text, k=40, guild_id=guild_id):
-            if hit.chunk.doc_id in allowed:
-                return index.documents[hit.chunk.doc_id]
-    return sorted(drills, key=lambda d: d.id)[0]

@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from index.embedding import Embedder, Vectors
+from index.retrieval.embedding import Embedder, Vectors
 
 MAX_BATCH = 64  # texts per model call
 MAX_WAIT = 0.001  # seconds a new leader lingers, counted from its oldest call's arrival

@@ -15,8 +15,8 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, Field, ValidationError
 
-from index.documents import KIND_FOLDERS, Document, Kind, Url, parse_markdown
 from index.errors import KnowledgeFileError
+from index.library.documents import KIND_FOLDERS, Document, Kind, Url, parse_markdown
 
 MAX_ANSWER_CHARS = 2000
 MAX_TITLE_CHARS = 100

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import textwrap
 
-from index.answers import Answer
+from index.answers.models import Answer
 
 WIDTH = 88
 

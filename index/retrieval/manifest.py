@@ -11,7 +11,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from index.fusion import FusionSettings
+from index.retrieval.fusion import FusionSettings
 
 # 3: dense vectors are windows, with window_chunks.npy mapping each window to its chunk.
 # 4: lexical/pairs.npz holds the word-pair index; learned-combiner indexes hold sentence vectors.

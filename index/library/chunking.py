@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from index.documents import Document
+from index.library.documents import Document
 
 MIN_WORDS = 60
 MAX_WORDS = 220

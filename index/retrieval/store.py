@@ -23,13 +23,13 @@ from pathlib import Path
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from index.chunking import Chunk, chunk_documents
-from index.documents import Document
-from index.embedding import Embedder, EmbeddingCache, ProgressFn, embed_with_cache, text_key
 from index.errors import BuildInProgressError, IndexLoadError
-from index.fusion import FusionSettings
-from index.manifest import FORMAT_VERSION, MANIFEST_NAME, Manifest, ModelInfo, file_sha256
-from index.search import SearchIndex
+from index.library.chunking import Chunk, chunk_documents
+from index.library.documents import Document
+from index.retrieval.embedding import Embedder, EmbeddingCache, ProgressFn, embed_with_cache, text_key
+from index.retrieval.fusion import FusionSettings
+from index.retrieval.manifest import FORMAT_VERSION, MANIFEST_NAME, Manifest, ModelInfo, file_sha256
+from index.retrieval.search import SearchIndex
 
 POINTER = "CURRENT"
 KEEP_BUILDS = 2
@@ -110,8 +110,8 @@ class IndexStore:
               progress: ProgressFn | None = None, built_by: str | None = None,
               before_switch: Callable[[Path], None] | None = None) -> BuildReport:
         """Build a new index folder from `documents` and make it current."""
-        from index.dense import DenseIndex  # faiss and bm25s load only when building
-        from index.lexical import LexicalIndex
+        from index.retrieval.dense import DenseIndex  # faiss and bm25s load only when building
+        from index.retrieval.lexical import LexicalIndex
 
         with self._exclusive():
             started = time.perf_counter()
@@ -198,8 +198,8 @@ def _file_hashes(folder: Path) -> dict[str, str]:
 
 def load_folder(folder: Path, embedder: Embedder, fusion: FusionSettings | None = None,
                 verify: bool = True) -> SearchIndex:
-    from index.dense import DenseIndex
-    from index.lexical import LexicalIndex
+    from index.retrieval.dense import DenseIndex
+    from index.retrieval.lexical import LexicalIndex
 
     try:
         manifest = Manifest.read(folder)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from pydantic import BaseModel, Field
 
-from index.embedding import Vectors
+from index.retrieval.embedding import Vectors
 
 MAX_CONTEXT_TURNS = 3
 
@@ -49,7 +49,7 @@ class ContextPolicy:
     # A follow-up searched with its context answers at this confidence (the decline policy's own bar is for a
     # question with nothing before it: "and for a 12 year old?" is vague alone but clear after a hinge question).
     follow_up_threshold: float = 0.6
-    # A follow-up whose own words are nearer one of the topics the library does not cover (index/data/
+    # A follow-up whose own words are nearer one of the topics the library does not cover (index/answers/data/
     # off_topic.txt) than to its best passage, by more than this, is declined: context never launders an
     # off-topic question ("door hinge squeaks" after a hinge question).
     off_topic_margin: float = 0.05
