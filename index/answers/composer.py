@@ -17,7 +17,8 @@ import numpy as np
 from index.answers.conversation import MAX_CONTEXT_TURNS, ContextPolicy, Turn
 from index.answers.decline import DeclinePolicy, Evidence, OffTopicGuard
 from index.answers.drills import best_drill, drill_suggestion
-from index.answers.excerpts import select_excerpt, whole_sentences
+from index.answers.excerpts import select_excerpt
+from index.answers.leads import LEAD_SIMILARITY, SentenceVectors, choose_lead
 from index.answers.models import Answer, Citation, DrillSuggestion, VideoLink
 from index.answers.spelling import Speller
 from index.answers.text import Shorthand, about_training, clean_question, has_words, mentions_pain
@@ -43,9 +44,6 @@ _KIND_HINTS = {
     Kind.DRILL.value: re.compile(r"\b(drills?|exercises?)\b", re.I),
 }
 KIND_BONUS = 1.0
-# The top document's summary leads only when its own question (or title) is this near the rider's
-# (cosine); otherwise the quoted sentence nearest the question leads. Chosen on tests/data/leads.jsonl.
-LEAD_SIMILARITY = 0.6
 # A passage that sends the reader to a professional is the library's safety text: right for a pain
 # question, an odd quote for any other (it often ranks only because its document's summary matches).
 _REFERRAL = re.compile(r"\b(doctor|physiotherapist|physio|medical professional)s?\b", re.I)
@@ -116,6 +114,7 @@ class AnswerComposer:
         self.lead_similarity = lead_similarity
         self._aids: weakref.WeakKeyDictionary[SearchIndex, LibraryAids] = weakref.WeakKeyDictionary()
         self._aids_lock = threading.Lock()
+        self.sentences = SentenceVectors()
 
     def aids(self, index: SearchIndex) -> LibraryAids:
         with self._aids_lock:
@@ -138,6 +137,7 @@ class AnswerComposer:
         """Load the model and embed the off-topic topics now: otherwise the first question pays seconds for it."""
         self.guard.similarity(index.embedder, index.embed_query("hip hinge"))
         self.aids(index).heading_vector("")
+        self.sentences.warm(index)
 
     def _invalid(self, question: str, lead: str) -> Answer:
         return Answer(question=question, answered=False, status="invalid", lead=lead)
@@ -186,10 +186,11 @@ class AnswerComposer:
                 for n, hit in enumerate(chosen[MAX_CITATIONS:MAX_CITATIONS + MAX_MORE], MAX_CITATIONS + 1)]
         docs = [index.documents.get(c.document_id) for c in citations]
         lead = self.lead(index, vector, citations)
+        drill = self._drill(index, query, vector, hits, docs, guild_id, seen.drills) if about_training(clean) else None
         return Answer(
             question=question, answered=True, status="answered", lead=lead, citations=citations, more=more,
             videos=[v for v in self._videos(docs) if v.url not in seen.videos],
-            drill=self._drill(index, clean, hits, docs, guild_id, seen.drills) if about_training(clean) else None,
+            drill=drill,
             safety_note=safety, top_score=top, confidence=round(confidence, 4),
         )
 
@@ -213,20 +214,10 @@ class AnswerComposer:
         return self.shorthand.expand(text)
 
     def lead(self, index: SearchIndex, vector: Vectors, citations: Sequence[Citation]) -> str:
-        """The first line: the top document's summary when its own question is the rider's, otherwise
-        the sentence of the quoted excerpts nearest the question."""
         doc = index.documents.get(citations[0].document_id)
-        if doc is not None and doc.summary:
-            if self.lead_similarity is None:
-                return doc.summary
-            heading = self.aids(index).heading_vector(doc.id)
-            if heading is not None and float(heading @ vector) >= self.lead_similarity:
-                return doc.summary
-        sentences = [s for c in citations for s in whole_sentences(c.excerpt)]
-        if not sentences:
-            return citations[0].excerpt
-        vectors = index.embedder.encode(sentences)
-        return sentences[int(np.argmax(vectors @ vector))]
+        heading = self.aids(index).heading_vector(doc.id) if doc is not None and doc.summary else None
+        return choose_lead(vector, citations, doc.summary if doc else None, heading, self.sentences, index.embedder,
+                           self.lead_similarity)
 
     @staticmethod
     def rank(index: SearchIndex, query: str, vector: Vectors, k: int = 12, guild_id: int | None = None) -> list[Hit]:
@@ -281,7 +272,7 @@ class AnswerComposer:
         return videos[:MAX_VIDEOS]
 
     @staticmethod
-    def _drill(index: SearchIndex, question: str, hits: Sequence[Hit],
+    def _drill(index: SearchIndex, query: str, vector: Vectors, hits: Sequence[Hit],
                docs: Sequence[Document | None], guild_id: int | None = None,
                suggested: frozenset[str] = frozenset()) -> DrillSuggestion | None:
         """A drill among the hits first, then one the cited documents recommend, then a drill search."""
@@ -289,7 +280,7 @@ class AnswerComposer:
         candidates += [ref for doc in docs if doc for ref in doc.drills]
         drill = next((index.documents[c] for c in candidates if c in index.documents and c not in suggested), None)
         if drill is None:
-            drill = best_drill(index, question, guild_id=guild_id)
+            drill = best_drill(index, query, guild_id=guild_id, vector=vector)
         if drill is None:
             return None
         return drill_suggestion(drill)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from index.answers.models import DrillSuggestion
 from index.library.documents import Document, Kind
+from index.retrieval.embedding import Vectors
 from index.retrieval.search import SearchIndex
 
 
@@ -12,15 +13,19 @@ def drill_suggestion(drill: Document) -> DrillSuggestion:
                            url=drill.videos[0].url if drill.videos else drill.url)
 
 
-def best_drill(index: SearchIndex, text: str, level: str | None = None, guild_id: int | None = None) -> Document | None:
-    """The drill whose passages best match `text` (and `level`, when given)."""
+def best_drill(index: SearchIndex, text: str, level: str | None = None, guild_id: int | None = None,
+               vector: Vectors | None = None) -> Document | None:
+    """The drill whose passages best match `text` (and `level`, when given); `vector` is the text's embedding
+    when the caller already has it."""
     drills = [d for d in index.documents.values() if d.kind == Kind.DRILL and (level is None or d.level == level)
               and index.visible(d.id, guild_id)]
     if not drills:
         return None
     if text.strip():
         allowed = {d.id for d in drills}
-        for hit in index.search(text, k=40, guild_id=guild_id):
+        hits = (index.search(text, k=40, guild_id=guild_id) if vector is None
+                else index.search_with_vector(text, vector, k=40, guild_id=guild_id))
+        for hit in hits:
             if hit.chunk.doc_id in allowed:
                 return index.documents[hit.chunk.doc_id]
     return sorted(drills, key=lambda d: d.id)[0]
