@@ -1,7 +1,10 @@
 """Answer benchmark: the rider question set (tune and holdout parts), warm latency, and the
 decline policy's fit.
 
-    python bench/answers.py [--questions tests/data/questions.jsonl] [--fit]
+    python bench/answers.py [--questions tests/data/questions.jsonl] [--leads tests/data/leads.jsonl] [--fit]
+
+It also prints the share of tests/data/leads.jsonl whose lead (the first line a rider reads) answers the
+question, for the tune and holdout parts.
 
 `--fit` refits the decline policy's logistic coefficients on the tune part only and prints
 them (paste them into `DeclinePolicy`); the holdout part is reported, never fitted on.
@@ -24,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from index.answers.composer import AnswerComposer
 from index.answers.text import clean_question, has_words
 from index.engine import build_engine
-from index.evaluation.questions import evaluate_questions, load_questions, subset_line
+from index.evaluation.questions import evaluate_questions, lead_share, load_leads, load_questions, subset_line
 
 PROJECT = Path(__file__).resolve().parent.parent
 
@@ -65,6 +68,7 @@ def fit(engine, composer: AnswerComposer, cases) -> None:  # type: ignore[no-unt
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--questions", type=Path, default=PROJECT / "tests" / "data" / "questions.jsonl")
+    parser.add_argument("--leads", type=Path, default=PROJECT / "tests" / "data" / "leads.jsonl")
     parser.add_argument("--data-dir", type=Path, default=PROJECT / ".hinge")
     parser.add_argument("--fit", action="store_true")
     args = parser.parse_args()
@@ -87,6 +91,16 @@ def main() -> int:
     for name in ("misses", "wrongly_answered", "wrongly_declined"):
         for question in getattr(report, name):
             print(f"  {name}: {question}")
+    leads = load_leads(args.leads)
+    shares, good = [], 0
+    for split in ("tune", "holdout"):
+        part = [c for c in leads if c.split == split]
+        share, wrong = lead_share(engine.index, composer, part)
+        good += len(part) - len(wrong)
+        shares.append(f"{split} {share:.3f} ({len(part) - len(wrong)}/{len(part)})")
+        for question in wrong:
+            print(f"  lead does not answer ({split}): {question}")
+    print(f"leads that answer the question: {', '.join(shares)}, all {good / max(len(leads), 1):.3f}")
 
     if args.fit:
         fit(engine, composer, cases)

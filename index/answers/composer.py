@@ -18,7 +18,7 @@ from index.answers.conversation import MAX_CONTEXT_TURNS, ContextPolicy, Turn
 from index.answers.decline import DeclinePolicy, Evidence, OffTopicGuard
 from index.answers.drills import best_drill, drill_suggestion
 from index.answers.excerpts import select_excerpt
-from index.answers.leads import LEAD_SIMILARITY, SentenceVectors, choose_lead
+from index.answers.leads import DocumentLead, LeadPolicy, SentenceVectors, choose_lead
 from index.answers.models import Answer, Citation, DrillSuggestion, VideoLink
 from index.answers.spelling import Speller
 from index.answers.text import Shorthand, about_training, clean_question, has_words, mentions_pain
@@ -77,41 +77,55 @@ def _source_name(doc: Document | None) -> str:
 
 
 class LibraryAids:
-    """What the composer derives once from one loaded index: the library's spelling and each
-    document's own question (or title) as a vector."""
+    """What the composer derives once from one loaded index: the library's spelling, and each document's
+    own question (or title) and summary as vectors."""
 
     def __init__(self, index: SearchIndex, extra_words: Sequence[str] = ()) -> None:
         docs = list(index.documents.values())
         self.speller = Speller([*(f"{d.title} {d.question or ''} {d.summary} {d.body}" for d in docs), *extra_words])
         self._heading_vectors: dict[str, Vectors] | None = None
+        self._summary_vectors: dict[str, Vectors] = {}
         self._index = weakref.ref(index)
         self._lock = threading.Lock()
 
-    def heading_vector(self, doc_id: str) -> Vectors | None:
-        """The vector of a document's own question (forum documents) or title (the others)."""
+    def _vectors(self) -> tuple[dict[str, Vectors], dict[str, Vectors]] | None:
         with self._lock:
             if self._heading_vectors is None:
                 index = self._index()
                 if index is None:
                     return None
                 docs = list(index.documents.values())
-                vectors = index.embedder.encode([d.question or d.title for d in docs])
-                self._heading_vectors = {d.id: np.asarray(v, dtype=np.float32)
-                                         for d, v in zip(docs, vectors, strict=True)}
-            return self._heading_vectors.get(doc_id)
+                summarised = [d for d in docs if d.summary]
+                # One batch for every document's question (or title) and summary.
+                vectors = index.embedder.encode([*(d.question or d.title for d in docs),
+                                                 *(d.summary for d in summarised)])
+                vectors = np.asarray(vectors, dtype=np.float32)
+                self._heading_vectors = dict(zip((d.id for d in docs), vectors[:len(docs)], strict=True))
+                self._summary_vectors = dict(zip((d.id for d in summarised), vectors[len(docs):], strict=True))
+            return self._heading_vectors, self._summary_vectors
+
+    def heading_vector(self, doc_id: str) -> Vectors | None:
+        """The vector of a document's own question (forum documents) or title (the others)."""
+        vectors = self._vectors()
+        return vectors[0].get(doc_id) if vectors else None
+
+    def summary_vector(self, doc_id: str) -> Vectors | None:
+        """The vector of a document's summary (None when it has none)."""
+        vectors = self._vectors()
+        return vectors[1].get(doc_id) if vectors else None
 
 
 class AnswerComposer:
     def __init__(self, policy: DeclinePolicy | None = None, max_chars: int = MAX_QUESTION_CHARS,
                  guard: OffTopicGuard | None = None, context: ContextPolicy | None = None,
-                 spelling: bool = True, lead_similarity: float | None = LEAD_SIMILARITY) -> None:
+                 spelling: bool = True, leads: LeadPolicy | None = None) -> None:
         self.policy = policy or DeclinePolicy()
         self.guard = guard or OffTopicGuard()
         self.shorthand = Shorthand()
         self.max_chars = max_chars
         self.context = context or ContextPolicy()
         self.spelling = spelling
-        self.lead_similarity = lead_similarity
+        self.leads = leads or LeadPolicy()
         self._aids: weakref.WeakKeyDictionary[SearchIndex, LibraryAids] = weakref.WeakKeyDictionary()
         self._aids_lock = threading.Lock()
         self.sentences = SentenceVectors()
@@ -214,10 +228,17 @@ class AnswerComposer:
         return self.shorthand.expand(text)
 
     def lead(self, index: SearchIndex, vector: Vectors, citations: Sequence[Citation]) -> str:
-        doc = index.documents.get(citations[0].document_id)
-        heading = self.aids(index).heading_vector(doc.id) if doc is not None and doc.summary else None
-        return choose_lead(vector, citations, doc.summary if doc else None, heading, self.sentences, index.embedder,
-                           self.lead_similarity)
+        aids = self.aids(index)
+
+        def document(doc_id: str) -> DocumentLead | None:
+            doc = index.documents.get(doc_id)
+            heading, summary = aids.heading_vector(doc_id), aids.summary_vector(doc_id)
+            if doc is None or heading is None or summary is None:
+                return None
+            return DocumentLead(summary=doc.summary, heading=heading, vector=summary)
+
+        return choose_lead(vector, citations, [document(c.document_id) for c in citations], self.sentences,
+                           index.embedder, self.leads)
 
     @staticmethod
     def rank(index: SearchIndex, query: str, vector: Vectors, k: int = 12, guild_id: int | None = None) -> list[Hit]:
