@@ -197,11 +197,11 @@ class TestRealLibrary:
         assert {c.split for c in cases} == {"tune", "holdout"}
         report = evaluate_questions(library_engine.index, AnswerComposer(), cases)
         overall = report.parts[2]
-        assert overall.hit_at_3 >= 0.9, report.misses
-        # 0.95 before the 46 near misses (door hinges, hip-hop, deadlift records...) joined the set; with them
-        # the shipped engine declines 0.945 of the off-topic part.
-        assert overall.off_topic_declined >= 0.93, report.wrongly_answered
-        assert overall.on_topic_declined <= 0.03, report.wrongly_declined
+        assert overall.hit_at_3 >= 0.95, report.misses
+        # 0.945 when the 46 near misses (door hinges, hip-hop, deadlift records...) joined the set; 0.978 since the
+        # off-topic topics cover welding, trailers, sleep and decking (index/answers/data/off_topic.txt).
+        assert overall.off_topic_declined >= 0.97, report.wrongly_answered
+        assert overall.on_topic_declined <= 0.02, report.wrongly_declined
 
     def test_the_lead_answers_the_question_asked(self, library_engine: Engine) -> None:
         """tests/data/leads.jsonl: the first line a rider reads answers their question (issue 13, item 5)."""
