@@ -5,8 +5,10 @@
 Each conversation of tests/data/conversations.jsonl is replayed turn by turn with the shipped engine and
 composer. A turn hits when the answer is given and one of its three cited documents is expected. Follow-up
 turns are reported with context and alone (the gain is the point); topic-change turns with context against
-the same question asked alone. `--grid` tries context policies on the tune part (choose there, report the
-held-out part). Latency: warm follow-up answers against single questions.
+the same question asked alone; off-topic questions of tests/data/questions.jsonl asked as the second turn of a
+hinge conversation against asked alone, by split. `--grid` varies the context policy one setting at a time on
+the tune part (choose there, report the held-out part). Latency: warm follow-up answers against single
+questions, with the load average (the machine's other work shows in it).
 """
 
 from __future__ import annotations
@@ -63,9 +65,9 @@ def report(name: str, results: dict[str, list[bool]]) -> None:
           f"(n={len(results['topic_change'])}) | first turns {share(results['first']):.3f}")
 
 
-def off_topic_questions() -> list[str]:
+def off_topic_questions(split: str | None = None) -> list[str]:
     rows = [json.loads(line) for line in (PROJECT / "tests/data/questions.jsonl").read_text().splitlines() if line]
-    return [r["question"] for r in rows if not r["on_topic"]]
+    return [r["question"] for r in rows if not r["on_topic"] and split in (None, r["split"])]
 
 
 def declined_after(engine, composer: AnswerComposer, questions: list[str]) -> float:  # type: ignore[no-untyped-def]
@@ -74,20 +76,36 @@ def declined_after(engine, composer: AnswerComposer, questions: list[str]) -> fl
     return share([not composer.ask(engine.index, q, history=[first]).answered for q in questions])
 
 
-def latency(engine, composer: AnswerComposer, conversations: list[dict]) -> None:  # type: ignore[type-arg,no-untyped-def]
-    single, follow = [], []
-    for conversation in conversations[:40]:
-        turns = conversation["turns"]
-        first = composer.ask(engine.index, turns[0]["question"])
-        started = time.perf_counter()
-        composer.ask(engine.index, turns[0]["question"])
-        single.append((time.perf_counter() - started) * 1000)
-        started = time.perf_counter()
-        composer.ask(engine.index, turns[1]["question"], history=[turn_of(first)])
-        follow.append((time.perf_counter() - started) * 1000)
+def declined_alone(engine, composer: AnswerComposer, questions: list[str]) -> float:  # type: ignore[no-untyped-def]
+    return share([not composer.ask(engine.index, q).answered for q in questions])
+
+
+def latency(engine, composer: AnswerComposer, conversations: list[dict],  # type: ignore[type-arg,no-untyped-def]
+            rounds: int = 3) -> None:
+    """Warm p50/p95 of each conversation's first question asked alone and of each later turn asked after the
+    turns before it (their answers computed beforehand, as a thread's stored history is), interleaved."""
+    cases = []
+    for conversation in conversations:
+        history: list[Turn] = []
+        for turn in conversation["turns"]:
+            if history:
+                cases.append((turn["question"], list(history)))
+            history.append(turn_of(composer.ask(engine.index, turn["question"], history=history)))
+    single: list[float] = []
+    follow: list[float] = []
+    for _ in range(rounds):
+        for conversation in conversations:
+            started = time.perf_counter()
+            composer.ask(engine.index, conversation["turns"][0]["question"])
+            single.append((time.perf_counter() - started) * 1000)
+        for question, history in cases:
+            started = time.perf_counter()
+            composer.ask(engine.index, question, history=history)
+            follow.append((time.perf_counter() - started) * 1000)
     p = np.percentile
-    print(f"warm latency: single p50 {p(single, 50):.1f} ms p95 {p(single, 95):.1f} ms | follow-up p50 "
-          f"{p(follow, 50):.1f} ms p95 {p(follow, 95):.1f} ms (ratio of p50s {p(follow, 50) / p(single, 50):.2f})")
+    print(f"warm latency ({rounds} rounds, load average {os.getloadavg()[0]:.2f}): single p50 {p(single, 50):.1f} ms "
+          f"p95 {p(single, 95):.1f} ms (n={len(single)}) | follow-up p50 {p(follow, 50):.1f} ms p95 "
+          f"{p(follow, 95):.1f} ms (n={len(follow)}) | ratio of p50s {p(follow, 50) / p(single, 50):.2f}")
 
 
 def main() -> None:
@@ -105,19 +123,25 @@ def main() -> None:
     composer.warm(engine.index)
     if args.grid:
         base = ContextPolicy()
-        off_topic = off_topic_questions()
-        for threshold, margin in ((0.6, 0.05), (0.45, 0.05), (0.4, 0.05)):
-            composer.context = replace(base, follow_up_threshold=threshold, off_topic_margin=margin)
+        off_topic = off_topic_questions("tune")
+        variations = [{}, *({"passage_weight": w} for w in (0.3, 0.45, 0.6, 1.0)), {"own_repeat": 1},
+                      *({"standalone_confidence": c} for c in (0.7, 0.9, 1.01)),
+                      *({"off_topic_margin": m} for m in (0.05, 0.08, 0.15, 9.0)),
+                      *({"follow_up_threshold": t} for t in (0.4, 0.5))]
+        for change in variations:
+            composer.context = replace(base, **change)  # type: ignore[arg-type]
             results = replay(engine, composer, tune, alone_too=False)
-            print(f"follow_up_threshold {threshold} off_topic_margin {margin}: follow-ups "
-                  f"{share(results['followup']):.3f} topic changes "
+            print(f"tune {change or 'shipped'}: follow-ups {share(results['followup']):.3f} topic changes "
                   f"{share(results['topic_change']):.3f} | off-topic follow-ups declined "
                   f"{declined_after(engine, composer, off_topic):.3f}", flush=True)
         composer.context = base
     print(f"shipped context policy: {composer.context}")
     report("tune", replay(engine, composer, tune))
     report("holdout", replay(engine, composer, holdout))
-    print(f"off-topic questions declined as a follow-up: {declined_after(engine, composer, off_topic_questions()):.3f}")
+    for split in ("tune", "holdout"):
+        questions = off_topic_questions(split)
+        print(f"{split:8} off-topic questions declined: {declined_after(engine, composer, questions):.3f} as a "
+              f"follow-up, {declined_alone(engine, composer, questions):.3f} alone (n={len(questions)})")
     latency(engine, composer, conversations)
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from index.answers.conversation import MAX_CONTEXT_TURNS, ContextPolicy, Turn
+from index.answers.conversation import MAX_CONTEXT_TURNS, ContextPolicy, Turn, refers_back
 from index.answers.decline import DeclinePolicy, Evidence, OffTopicGuard
 from index.answers.drills import best_drill, drill_suggestion
 from index.answers.excerpts import select_excerpt
@@ -69,6 +69,11 @@ def turn_of(answer: Answer) -> Turn:
                 videos=[v.url for v in answer.videos], drill=answer.drill.id if answer.drill else None)
 
 
+def _last_quoted(history: Sequence[Turn]) -> list[str]:
+    """The passages of the latest of the last few turns that quoted any: the topic a follow-up refers to."""
+    return next((t.passages for t in reversed(history[-MAX_CONTEXT_TURNS:]) if t.passages), [])
+
+
 def _source_name(doc: Document | None) -> str:
     if doc and doc.sources:
         first = doc.sources[0]
@@ -85,6 +90,7 @@ class LibraryAids:
         self.speller = Speller([*(f"{d.title} {d.question or ''} {d.summary} {d.body}" for d in docs), *extra_words])
         self._heading_vectors: dict[str, Vectors] | None = None
         self._summary_vectors: dict[str, Vectors] = {}
+        self._rows = {c.id: n for n, c in enumerate(index.chunks)}
         self._index = weakref.ref(index)
         self._lock = threading.Lock()
 
@@ -113,6 +119,14 @@ class LibraryAids:
         """The vector of a document's summary (None when it has none)."""
         vectors = self._vectors()
         return vectors[1].get(doc_id) if vectors else None
+
+    def passage_vectors(self, passage_ids: Sequence[str]) -> Vectors:
+        """The index's own vectors of these passages (ids it no longer holds are left out): no model call."""
+        index = self._index()
+        if index is None:
+            return np.zeros((0, 0), dtype=np.float32)
+        return np.asarray(index.dense.vectors[[self._rows[p] for p in passage_ids if p in self._rows]],
+                          dtype=np.float32)
 
 
 class AnswerComposer:
@@ -168,21 +182,21 @@ class AnswerComposer:
             return self._invalid(question, "I couldn't find a question in that. Ask me in words, for "
                                  "example: \"how do I hold the attack position?\"")
         query = self.query(question, index)
-        earlier = [self.query(t.question, index) for t in history[-MAX_CONTEXT_TURNS:]]
-        # One batch for the question and the turns before it: about the cost of one query.
-        vectors = index.embedder.encode([query, *earlier]) if earlier else index.embed_query(query)[None, :]
-        vector, earlier_vectors = np.asarray(vectors[0], dtype=np.float32), vectors[1:]
-        follow_up = bool(earlier) and float(earlier_vectors[-1] @ vector) >= self.context.standalone_similarity
-        hits, terms, confidence = self._search(index, query, vector, guild_id) if not follow_up else ([], set(), 0.0)
+        vector = index.embed_query(query)
         threshold = self.policy.threshold
-        if earlier and not self.context.stands_alone(vector, earlier_vectors, confidence):
+        # A follow-up that refers back ("is there a video of that?") is searched with its context only; any other
+        # question is searched alone first, and a conversation's earlier turns are never embedded again.
+        alone = not history or not refers_back(question)
+        hits, terms, confidence = self._search(index, query, vector, guild_id) if alone else ([], set(), 0.0)
+        if history and not self.context.stands_alone(question, confidence, threshold):
             # Context may lend a follow-up its topic, never launder an off-topic question: the off-topic
             # similarity and the word coverage stay those of the rider's own words.
             own = self.evidence(index, vector, [], set(index.lexical.tokenize(query)))
             own_top = float(index.dense.top(vector, 1)[1][0]) if index.dense.size else 0.0
             off_topic = own.off_topic_cosine - own_top > self.context.off_topic_margin
+            earlier = [self.query(t.question, index) for t in history[-MAX_CONTEXT_TURNS:]]
             query = self.context.lexical(query, earlier)
-            vector = self.context.vector(vector, earlier_vectors)
+            vector = self.context.vector(vector, self.aids(index).passage_vectors(_last_quoted(history)))
             hits, terms, confidence = self._search(index, query, vector, guild_id, own)
             # Words nearer a topic the library doesn't cover than to any passage: declined, whatever came before.
             confidence = 0.0 if off_topic else confidence
