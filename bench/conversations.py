@@ -1,6 +1,6 @@
 """Conversation benchmark: follow-up questions with and without the conversation's context.
 
-    python bench/conversations.py [--grid]
+    python bench/conversations.py [--grid | --latency]
 
 Each conversation of tests/data/conversations.jsonl is replayed turn by turn with the shipped engine and
 composer. A turn hits when the answer is given and one of its three cited documents is expected. Follow-up
@@ -112,6 +112,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--conversations", type=Path, default=PROJECT / "tests/data/conversations.jsonl")
     parser.add_argument("--grid", action="store_true")
+    parser.add_argument("--latency", action="store_true", help="only the warm latency (measure when the load is low)")
     args = parser.parse_args()
     conversations = [json.loads(line) for line in args.conversations.read_text(encoding="utf-8").splitlines()
                      if line.strip()]
@@ -121,10 +122,13 @@ def main() -> None:
     engine.load()
     composer = AnswerComposer()
     composer.warm(engine.index)
+    if args.latency:
+        latency(engine, composer, conversations, rounds=5)
+        return
     if args.grid:
         base = ContextPolicy()
         off_topic = off_topic_questions("tune")
-        variations = [{}, *({"passage_weight": w} for w in (0.3, 0.45, 0.6, 1.0)), {"own_repeat": 1},
+        variations = [{}, *({"passage_weight": w} for w in (0.3, 0.45, 0.8, 1.0)), {"own_repeat": 1},
                       *({"standalone_confidence": c} for c in (0.7, 0.9, 1.01)),
                       *({"off_topic_margin": m} for m in (0.05, 0.08, 0.15, 9.0)),
                       *({"follow_up_threshold": t} for t in (0.4, 0.5))]

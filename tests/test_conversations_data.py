@@ -15,6 +15,12 @@ from tests.conftest import KNOWLEDGE, PROJECT
 CONVERSATIONS = PROJECT / "tests" / "data" / "conversations.jsonl"
 KINDS = {"first", "followup", "topic_change"}
 SPLITS = {"tune", "holdout"}
+# Measured with bench/conversations.py (README, Benchmarks): follow-up hit@3 0.962 tune (75 of 78), 0.865 held-out
+# (32 of 37); off-topic questions asked as a follow-up, tune part, declined 0.984 (60 of 61). With the earlier
+# questions' vectors as the context (before the previous answer's passages): 0.859, 0.784 and 0.869.
+TUNE_FOLLOW_UP_FLOOR = 0.94
+HOLDOUT_FOLLOW_UP_FLOOR = 0.83
+OFF_TOPIC_FOLLOW_UP_FLOOR = 0.96
 
 
 @pytest.fixture(scope="module")
@@ -80,3 +86,58 @@ def test_ids_unique(conversations: list[dict[str, Any]]) -> None:
 def test_questions_unique(conversations: list[dict[str, Any]]) -> None:
     firsts = [c["turns"][0]["question"].lower() for c in conversations]
     assert len(firsts) == len(set(firsts))
+
+
+@pytest.fixture(scope="module")
+def replayed(conversations: list[dict[str, Any]], library_engine: Any) -> dict[tuple[str, str], list[bool]]:
+    """Every conversation replayed turn by turn with the shipped composer (as bench/conversations.py does): per
+    split and turn kind, whether each turn's answer cites an expected document among its first three."""
+    from index.answers.composer import AnswerComposer, turn_of
+    from index.answers.conversation import Turn
+
+    composer = AnswerComposer()
+    index = library_engine.index
+    results: dict[tuple[str, str], list[bool]] = {}
+    for conversation in conversations:
+        history: list[Turn] = []
+        for turn in conversation["turns"]:
+            answer = composer.ask(index, turn["question"], history=history)
+            cited = {c.document_id for c in answer.citations[:3]}
+            results.setdefault((conversation["split"], turn["kind"]), []).append(
+                answer.answered and bool(cited & set(turn["expected"])))
+            if turn["kind"] == "topic_change":
+                alone = composer.ask(index, turn["question"])
+                results.setdefault((conversation["split"], "topic_change_alone"), []).append(
+                    alone.answered and bool({c.document_id for c in alone.citations[:3]} & set(turn["expected"])))
+            history.append(turn_of(answer))
+    return results
+
+
+def _share(flags: list[bool]) -> float:
+    return sum(flags) / len(flags)
+
+
+def test_follow_ups_stay_above_their_floors(replayed: dict[tuple[str, str], list[bool]]) -> None:
+    """A regression guard at the measured figures (bench/conversations.py, README): a context change that costs
+    more than a turn or two fails here. Issue 15's target is held-out hit@3 >= 0.9."""
+    assert _share(replayed[("tune", "followup")]) >= TUNE_FOLLOW_UP_FLOOR
+    assert _share(replayed[("holdout", "followup")]) >= HOLDOUT_FOLLOW_UP_FLOOR
+
+
+def test_a_change_of_topic_is_answered_as_if_asked_alone(replayed: dict[tuple[str, str], list[bool]]) -> None:
+    for split in SPLITS:
+        assert _share(replayed[(split, "topic_change")]) >= _share(replayed[(split, "topic_change_alone")]), split
+
+
+def test_context_does_not_launder_off_topic_questions(library_engine: Any) -> None:
+    """Off-topic questions of the rider set (tune part), asked right after a hinge question, are declined."""
+    from index.answers.composer import AnswerComposer, turn_of
+
+    rows = [json.loads(line) for line in (PROJECT / "tests" / "data" / "questions.jsonl").read_text().splitlines()
+            if line.strip()]
+    questions = [r["question"] for r in rows if not r["on_topic"] and r["split"] == "tune"]
+    composer = AnswerComposer()
+    index = library_engine.index
+    first = turn_of(composer.ask(index, "how do I hinge properly?"))
+    answered = [q for q in questions if composer.ask(index, q, history=[first]).answered]
+    assert 1 - len(answered) / len(questions) >= OFF_TOPIC_FOLLOW_UP_FLOOR, answered
