@@ -199,9 +199,15 @@ class TestRealLibrary:
         overall = report.parts[2]
         assert overall.hit_at_3 >= 0.95, report.misses
         # 0.945 when the 46 near misses (door hinges, hip-hop, deadlift records...) joined the set; 0.978 since the
-        # off-topic topics cover welding, trailers, sleep and decking (index/answers/data/off_topic.txt).
-        assert overall.off_topic_declined >= 0.97, report.wrongly_answered
-        assert overall.on_topic_declined <= 0.02, report.wrongly_declined
+        # off-topic topics cover welding, trailers, sleep and decking (index/answers/data/off_topic.txt); 0.989
+        # (and 0.006 wrongly declined, from 0.018) since English words are never spelled into library words.
+        assert overall.off_topic_declined >= 0.975, report.wrongly_answered
+        assert overall.on_topic_declined <= 0.015, report.wrongly_declined
+        typos = [part for part in report.subsets if part.name.startswith("typo")]
+        assert typos and all(part.clean_hit_at_3 is not None for part in typos)
+        for part in typos:  # phone-typed questions find what their clean forms find
+            assert part.hit_at_3 >= (part.clean_hit_at_3 or 0.0) - 0.05, part.name
+        assert sum(round(part.on_topic_declined * part.on_topic) for part in typos) <= 1
 
     def test_the_lead_answers_the_question_asked(self, library_engine: Engine) -> None:
         """tests/data/leads.jsonl: the first line a rider reads answers their question (issue 13, item 5)."""
