@@ -17,6 +17,11 @@ COPY README.md ./
 COPY bot/ bot/
 COPY index/ index/
 RUN scripts/install.sh --package /opt/venv && rm -rf build ./*.egg-info
+# The bundled model's ONNX graph, exported once here (from the package's weights) so that no container
+# start pays for it; the bot runs it with onnxruntime and never loads torch.
+ENV HINGE_MODEL_CACHE_DIR=/opt/hinge-models
+RUN HF_HUB_OFFLINE=1 /opt/venv/bin/python -c "from pathlib import Path; from index.engine import make_embedder; \
+make_embedder('bundled', Path('/tmp')).encode(['hip hinge'])"
 # 3. The shipped library, read from here at run time; the team's own documents live in /data/library.
 WORKDIR /app
 COPY knowledge/ knowledge/

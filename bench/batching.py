@@ -16,6 +16,7 @@ import argparse
 import os
 import statistics
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Sequence
@@ -27,8 +28,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
+from index.engine import make_embedder
 from index.retrieval.batching import BatchingEmbedder
-from index.retrieval.embedding import Embedder, SentenceEmbedder, Vectors
+from index.retrieval.embedding import BUNDLED_MODEL, Embedder, Vectors
 
 QUESTIONS = [
     "why is my lower back cooked after two motos?", "what is a hip hinge?", "how do I hold the attack position?",
@@ -93,7 +95,7 @@ def main() -> int:
     print(f"wrapper's own cost per lone call (zero-cost embedder, median of 20000): "
           f"{wrapped_us - plain_us:.1f} µs ({plain_us:.1f} µs plain, {wrapped_us:.1f} µs wrapped)")
 
-    model = SentenceEmbedder()
+    model = make_embedder(BUNDLED_MODEL, Path(tempfile.gettempdir()))
     model.encode(["warm up"])
     batched = BatchingEmbedder(model)
     lone(model, 5)

@@ -14,6 +14,7 @@ import argparse
 import json
 import os
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +24,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from index.coaching.grouping import SAME_QUESTION
-from index.retrieval.embedding import SentenceEmbedder
+from index.engine import make_embedder
+from index.retrieval.embedding import BUNDLED_MODEL
 
 PROJECT = Path(__file__).resolve().parent.parent
 GRID = [round(0.5 + 0.025 * i, 3) for i in range(19)]  # 0.50 .. 0.95
@@ -60,7 +62,7 @@ def main() -> int:
 
     pairs = [json.loads(line) for line in args.pairs.read_text(encoding="utf-8").splitlines() if line.strip()]
     texts = sorted({p["a"] for p in pairs} | {p["b"] for p in pairs})
-    vectors = dict(zip(texts, SentenceEmbedder().encode(texts), strict=True))
+    vectors = dict(zip(texts, make_embedder(BUNDLED_MODEL, Path(tempfile.gettempdir())).encode(texts), strict=True))
     scores = np.array([float(vectors[p["a"]] @ vectors[p["b"]]) for p in pairs])
     same = np.array([bool(p["same"]) for p in pairs])
     parts = {name: np.array([p["split"] == name for p in pairs]) for name in ("tune", "holdout")}

@@ -39,9 +39,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from index.answers.composer import AnswerComposer
 from index.engine import Engine, EngineSettings
+from index.engine import make_embedder as shipped_embedder
 from index.evaluation.beir import BeirSet, evaluate, load_beir
 from index.evaluation.questions import evaluate_questions, load_questions, ranked_documents
-from index.retrieval.embedding import Embedder, SentenceEmbedder, Vectors
+from index.retrieval.embedding import BUNDLED_MODEL, Embedder, Vectors
 from index.retrieval.fusion import FusionSettings
 from index.retrieval.store import IndexStore
 
@@ -76,7 +77,7 @@ SHIPPED = EngineSettings()  # exactly what the bot ships
 
 def make_embedder(model: str) -> Embedder:
     if model == "minilm":
-        return SentenceEmbedder()
+        return shipped_embedder(BUNDLED_MODEL, Path(tempfile.gettempdir()))
     from bench.onnx_embedder import OnnxEmbedder
 
     return OnnxEmbedder()

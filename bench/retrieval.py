@@ -23,10 +23,10 @@ import numpy as np
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from index.engine import EngineSettings
+from index.engine import EngineSettings, make_embedder
 from index.evaluation.beir import evaluate, load_beir
 from index.library.chunking import Chunk, chunk_documents
-from index.retrieval.embedding import EmbeddingCache, SentenceEmbedder, embed_with_cache
+from index.retrieval.embedding import Embedder, EmbeddingCache, embed_with_cache
 from index.retrieval.store import IndexStore
 
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "benchmarks"
@@ -40,7 +40,7 @@ def modes() -> dict[str, object]:
             "hybrid (shipped)": fusion}
 
 
-def throughput(embedder: SentenceEmbedder, chunks: list[Chunk]) -> None:
+def throughput(embedder: Embedder, chunks: list[Chunk]) -> None:
     """Passages per second: raw model.encode against the build's cached embedding path, same texts."""
     texts = [c.embedding_text() for c in chunks]
     started = time.perf_counter()
@@ -67,7 +67,7 @@ def main() -> int:
     parser.add_argument("--throughput-chunks", type=int, default=384)
     args = parser.parse_args()
 
-    embedder = SentenceEmbedder(SHIPPED.embed_model)
+    embedder = make_embedder(SHIPPED.embed_model, args.data_dir)
     cache_path = args.data_dir / "cache" / "embeddings.sqlite"
     all_chunks: list[Chunk] = []
     for folder in args.folders:

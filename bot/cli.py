@@ -114,15 +114,15 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_eval_beir(args: argparse.Namespace, settings: Settings) -> int:
+    from index.engine import make_embedder
     from index.evaluation.beir import evaluate, load_beir
-    from index.retrieval.embedding import SentenceEmbedder
     from index.retrieval.store import IndexStore
 
     beir = load_beir(Path(args.folder), args.split)
     data_dir = settings.data_dir / "beir" / beir.name
     store = IndexStore(data_dir, settings.data_dir / "cache" / "embeddings.sqlite")
     engine = settings.engine  # the same engine the bot ships: there is no benchmark-only configuration
-    embedder = SentenceEmbedder(engine.embed_model)
+    embedder = make_embedder(engine.embed_model, settings.data_dir)
     report_build = store.build(beir.documents, embedder, engine.fusion, engine.dense_index, progress=ProgressBar(),
                                built_by="eval")
     index = store.load(embedder, engine.fusion)

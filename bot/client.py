@@ -74,6 +74,7 @@ class HingeBot(commands.Bot):
         self.started_at = time.time()
         self.metrics = Metrics()
         self.web: HealthServer | None = None
+        self.warming: asyncio.Task[None] | None = None
         self.limiter = UserLimiter(settings.ask_cooldown_rate, settings.ask_cooldown_seconds)
         self.library = LibraryEditor(engine, storage, self.metrics, prepare=self.composer.warm)
         self.coach = CoachDesk(self)
@@ -86,13 +87,25 @@ class HingeBot(commands.Bot):
             # Loading (or a first build) is CPU work: off the event loop.
             await asyncio.to_thread(self.engine.load)
             log.info("index loaded: %d chunks in %.1fs", len(self.engine.index), time.perf_counter() - started)
-        await asyncio.to_thread(self.composer.warm, self.engine.index)
+        # The composer's vectors of the library (its sentences, document questions, off-topic topics) fill in the
+        # background: the bot connects meanwhile, and a question that comes first computes what it needs.
+        self.warming = asyncio.create_task(self._warm())
         for cog in COGS:
             await self.load_extension(cog)
         if self.settings.http_enabled:
             self.web = HealthServer(self, self.settings.http_host, self.settings.http_port)
             await self.web.start()
         await self.sync_commands()
+
+    async def _warm(self) -> None:
+        started = time.perf_counter()
+        try:
+            for step in self.composer.warm_steps(self.engine.index):
+                await asyncio.to_thread(step)
+        except Exception:  # a question computes what it needs anyway: a failed warm-up costs only time
+            log.exception("warming the answer composer failed")
+        else:
+            log.info("answer composer warm in %.1fs", time.perf_counter() - started)
 
     async def sync_commands(self) -> list[app_commands.AppCommand]:
         if self.settings.guild_ids:
@@ -128,6 +141,10 @@ class HingeBot(commands.Bot):
 
     async def close(self) -> None:
         await super().close()
+        if self.warming is not None:
+            # Stopped between two steps: a thread cannot be interrupted, a step is a second or less.
+            self.warming.cancel()
+            await asyncio.gather(self.warming, return_exceptions=True)
         if self.web is not None:
             await self.web.stop()
         await self.storage.close()

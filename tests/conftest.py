@@ -1,12 +1,15 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# Every test's data dir is new: one exported model graph serves them all (it is named by its fingerprint).
+os.environ.setdefault("HINGE_MODEL_CACHE_DIR", str(Path(tempfile.gettempdir()) / "hinge-coach-test-models"))
 
 PROJECT = Path(__file__).resolve().parent.parent
 KNOWLEDGE = PROJECT / "knowledge"
@@ -14,10 +17,10 @@ KNOWLEDGE = PROJECT / "knowledge"
 
 @pytest.fixture(scope="session")
 def real_embedder():  # type: ignore[no-untyped-def]
-    """The bundled all-MiniLM-L6-v2, loaded once per test run."""
-    from index.retrieval.embedding import SentenceEmbedder
+    """The bundled all-MiniLM-L6-v2 as the bot ships it (onnxruntime), loaded once per test run."""
+    from index.engine import make_embedder
 
-    return SentenceEmbedder()
+    return make_embedder("bundled", Path(tempfile.gettempdir()))
 
 
 @pytest.fixture(scope="session")
@@ -30,4 +33,9 @@ def library_engine(tmp_path_factory):  # type: ignore[no-untyped-def]
                         _env_file=None)  # type: ignore[call-arg]
     engine = make_engine(settings)
     engine.load()
+    # The library's sentence vectors are shared by every composer of the process: embedded once here, a bot
+    # on this library warms up in about a second instead of several.
+    from index.answers.composer import AnswerComposer
+
+    AnswerComposer().warm(engine.index)
     return engine

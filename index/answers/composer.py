@@ -9,7 +9,7 @@ import re
 import threading
 import time
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -142,7 +142,7 @@ class AnswerComposer:
         self.leads = leads or LeadPolicy()
         self._aids: weakref.WeakKeyDictionary[SearchIndex, LibraryAids] = weakref.WeakKeyDictionary()
         self._aids_lock = threading.Lock()
-        self.sentences = SentenceVectors()
+        self.sentences = SentenceVectors.shared()
 
     def aids(self, index: SearchIndex) -> LibraryAids:
         with self._aids_lock:
@@ -162,10 +162,16 @@ class AnswerComposer:
         return answer.model_copy(update={"elapsed_ms": round((time.perf_counter() - started) * 1000, 2)})
 
     def warm(self, index: SearchIndex) -> None:
-        """Load the model and embed the off-topic topics now: otherwise the first question pays seconds for it."""
-        self.guard.similarity(index.embedder, index.embed_query("hip hinge"))
-        self.aids(index).heading_vector("")
-        self.sentences.warm(index)
+        """Load the model and embed what answers reuse (off-topic topics, document questions and summaries, the
+        library's sentences) now: otherwise the first questions pay seconds for it."""
+        for step in self.warm_steps(index):
+            step()
+
+    def warm_steps(self, index: SearchIndex) -> Iterator[Callable[[], object]]:
+        """`warm` as steps of a second or less, so a caller can stop between any two."""
+        yield lambda: self.guard.similarity(index.embedder, index.embed_query("hip hinge"))
+        yield lambda: self.aids(index).heading_vector("")
+        yield from self.sentences.warm_steps(index)
 
     def _invalid(self, question: str, lead: str) -> Answer:
         return Answer(question=question, answered=False, status="invalid", lead=lead)

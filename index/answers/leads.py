@@ -11,8 +11,10 @@ index: choosing a lead costs no model call.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import partial
+from typing import ClassVar
 
 import numpy as np
 
@@ -49,12 +51,23 @@ class DocumentLead:
 
 
 class SentenceVectors:
-    """Vectors of quoted sentences, by model and text. Shared by the indexes a composer serves, so a
-    reindex embeds only the sentences it adds; `retain` drops those no current passage holds."""
+    """Vectors of quoted sentences, by model and text. One store serves every index and composer of the process
+    (`shared`), so a reindex, or a second bot in the same process, embeds only sentences it has not seen;
+    `warm` drops those no current passage holds."""
+
+    _shared: ClassVar[SentenceVectors | None] = None
+    _shared_lock: ClassVar[threading.Lock] = threading.Lock()
 
     def __init__(self) -> None:
         self._vectors: dict[tuple[str, str], Vectors] = {}
         self._lock = threading.Lock()
+
+    @classmethod
+    def shared(cls) -> SentenceVectors:
+        with cls._shared_lock:
+            if cls._shared is None:
+                cls._shared = cls()
+            return cls._shared
 
     def __len__(self) -> int:
         return len(self._vectors)
@@ -62,22 +75,26 @@ class SentenceVectors:
     def get(self, embedder: Embedder, sentences: Sequence[str]) -> Vectors:
         model = embedder.model_id
         with self._lock:
-            missing = [s for s in dict.fromkeys(sentences) if (model, s) not in self._vectors]
+            found = {s: self._vectors[(model, s)] for s in dict.fromkeys(sentences) if (model, s) in self._vectors}
+        missing = [s for s in dict.fromkeys(sentences) if s not in found]
         if missing:
             # Embedded outside the lock: two threads may embed the same new sentence, never block each other.
-            vectors = embedder.encode(missing)
+            fresh = {s: np.asarray(v, dtype=np.float32) for s, v in zip(missing, embedder.encode(missing), strict=True)}
+            found.update(fresh)
             with self._lock:
-                self._vectors.update(((model, s), np.asarray(v, dtype=np.float32))
-                                     for s, v in zip(missing, vectors, strict=True))
-        with self._lock:
-            return np.stack([self._vectors[(model, s)] for s in sentences])
+                self._vectors.update(((model, s), v) for s, v in fresh.items())
+        return np.stack([found[s] for s in sentences])
 
-    def warm(self, index: SearchIndex) -> None:
-        """Embed every sentence the index could quote, in one batch, and forget the rest."""
+    def warm_steps(self, index: SearchIndex, batch: int = 256) -> Iterator[Callable[[], object]]:
+        """Steps that embed every sentence the index could quote, a batch each, then forget the rest: run one
+        after another, they can be stopped between any two."""
         sentences = list(dict.fromkeys(library_sentences(index)))
-        if sentences:
-            self.get(index.embedder, sentences)
-        keep = {(index.embedder.model_id, s) for s in sentences}
+        for start in range(0, len(sentences), batch):
+            yield partial(self.get, index.embedder, sentences[start:start + batch])
+        yield partial(self.retain, index.embedder.model_id, sentences)
+
+    def retain(self, model_id: str, sentences: Sequence[str]) -> None:
+        keep = {(model_id, s) for s in sentences}
         with self._lock:
             self._vectors = {k: v for k, v in self._vectors.items() if k in keep}
 
