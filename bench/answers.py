@@ -79,7 +79,7 @@ def main() -> int:
     print(f"library loaded in {time.perf_counter() - started:.1f}s: {len(engine.index)} chunks")
     composer = AnswerComposer()
     cases = load_questions(args.questions)
-    composer.ask(engine.index, "warm up the model")
+    composer.warm(engine.index)  # as the bot does before its first question
     report = evaluate_questions(engine.index, composer, cases)
     for part in report.parts:
         print(f"{part.name:8} on-topic {part.on_topic:3}  hit@1 {part.hit_at_1:.3f}  hit@3 {part.hit_at_3:.3f}  "
