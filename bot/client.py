@@ -76,7 +76,7 @@ class HingeBot(commands.Bot):
         self.web: HealthServer | None = None
         self.warming: asyncio.Task[None] | None = None
         self.limiter = UserLimiter(settings.ask_cooldown_rate, settings.ask_cooldown_seconds)
-        self.library = LibraryEditor(engine, storage, self.metrics, prepare=self.composer.warm)
+        self.library = LibraryEditor(engine, storage, self.metrics, prepare=self.composer.prepare)
         self.coach = CoachDesk(self)
         self.conversations = ConversationDesk(self)
 

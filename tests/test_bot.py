@@ -622,9 +622,17 @@ class TestRealLibrary:
     def real_settings(self, tmp_path: Path) -> Settings:
         return make_settings(tmp_path, knowledge=KNOWLEDGE)
 
+    @pytest.fixture
+    def composer(self, library_engine: Engine) -> AnswerComposer:
+        """Warmed before the bot starts: its background warm-up then finds everything computed, and simcord's
+        settling never waits on seconds of embedding on a loaded machine."""
+        composer = AnswerComposer()
+        composer.warm(library_engine.index)
+        return composer
+
     async def test_a_rider_question_is_answered_with_citations_and_links(
-            self, real_settings: Settings, library_engine: Engine) -> None:
-        bot = make_bot(real_settings, engine=library_engine, composer=AnswerComposer())
+            self, real_settings: Settings, library_engine: Engine, composer: AnswerComposer) -> None:
+        bot = make_bot(real_settings, engine=library_engine, composer=composer)
         async with running(bot) as h:
             result = await h.rider.slash(h.channel, "ask", question="my lower back is cooked after two motos")
             assert result.response is not None
@@ -637,14 +645,15 @@ class TestRealLibrary:
             more = await h.rider.click(result.response, label="More sources")
             assert more.response is not None and more.response.ephemeral and more.response.embeds
 
-    async def test_an_off_topic_question_is_declined(self, real_settings: Settings,
-                                                     library_engine: Engine) -> None:
-        bot = make_bot(real_settings, engine=library_engine, composer=AnswerComposer())
+    async def test_an_off_topic_question_is_declined(self, real_settings: Settings, library_engine: Engine,
+                                                     composer: AnswerComposer) -> None:
+        bot = make_bot(real_settings, engine=library_engine, composer=composer)
         await expect_pizza_question_declined(bot)
 
     async def test_drills_videos_and_sources_on_the_real_library(self, real_settings: Settings,
-                                                                 library_engine: Engine) -> None:
-        bot = make_bot(real_settings, engine=library_engine, composer=AnswerComposer())
+                                                                 library_engine: Engine,
+                                                                 composer: AnswerComposer) -> None:
+        bot = make_bot(real_settings, engine=library_engine, composer=composer)
         async with running(bot) as h:
             choices = await h.rider.autocomplete(h.channel, "drill", "name", "")
             assert 0 < len(choices) <= 25

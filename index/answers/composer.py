@@ -169,9 +169,15 @@ class AnswerComposer:
 
     def warm_steps(self, index: SearchIndex) -> Iterator[Callable[[], object]]:
         """`warm` as steps of a second or less, so a caller can stop between any two."""
-        yield lambda: self.guard.similarity(index.embedder, index.embed_query("hip hinge"))
-        yield lambda: self.aids(index).heading_vector("")
+        yield lambda: self.prepare(index)
         yield from self.sentences.warm_steps(index)
+
+    def prepare(self, index: SearchIndex) -> None:
+        """The part of `warm` a new index needs before it serves (about a second): the off-topic topics and the
+        documents' questions and summaries. Its sentences are shared with the index it replaces, so only a new
+        document's are missing, and the first answer that quotes one embeds them."""
+        self.guard.similarity(index.embedder, index.embed_query("hip hinge"))
+        self.aids(index).heading_vector("")
 
     def _invalid(self, question: str, lead: str) -> Answer:
         return Answer(question=question, answered=False, status="invalid", lead=lead)
