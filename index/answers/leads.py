@@ -53,7 +53,7 @@ class DocumentLead:
 class SentenceVectors:
     """Vectors of quoted sentences, by model and text. One store serves every index and composer of the process
     (`shared`), so a reindex, or a second bot in the same process, embeds only sentences it has not seen;
-    `warm` drops those no current passage holds."""
+    `retain` (the last warm-up step) drops those no current passage holds."""
 
     _shared: ClassVar[SentenceVectors | None] = None
     _shared_lock: ClassVar[threading.Lock] = threading.Lock()
@@ -69,14 +69,12 @@ class SentenceVectors:
                 cls._shared = cls()
             return cls._shared
 
-    def __len__(self) -> int:
-        return len(self._vectors)
-
     def get(self, embedder: Embedder, sentences: Sequence[str]) -> Vectors:
         model = embedder.model_id
+        unique = list(dict.fromkeys(sentences))
         with self._lock:
-            found = {s: self._vectors[(model, s)] for s in dict.fromkeys(sentences) if (model, s) in self._vectors}
-        missing = [s for s in dict.fromkeys(sentences) if s not in found]
+            found = {s: self._vectors[(model, s)] for s in unique if (model, s) in self._vectors}
+        missing = [s for s in unique if s not in found]
         if missing:
             # Embedded outside the lock: two threads may embed the same new sentence, never block each other.
             fresh = {s: np.asarray(v, dtype=np.float32) for s, v in zip(missing, embedder.encode(missing), strict=True)}
