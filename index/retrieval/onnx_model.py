@@ -156,6 +156,8 @@ class OnnxEmbedder:
                 options = onnxruntime.SessionOptions()
                 options.intra_op_num_threads = self._threads or min(4, os.cpu_count() or 1)
                 options.inter_op_num_threads = 1
+                # Idle pool threads would otherwise spin for work, taking CPU the event loop needs.
+                options.add_session_config_entry("session.intra_op.allow_spinning", "0")
                 try:
                     session = onnxruntime.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])
                     tokenizer = Tokenizer.from_file(str(self._folder / "tokenizer.json"))
