@@ -235,7 +235,7 @@ def cmd_eval_questions(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     import asyncio
 
-    from bot.logs import configure_logging
+    from bot.ops.logs import configure_logging
     from bot.runner import run_bot
 
     secret = settings.discord_token.get_secret_value() if settings.discord_token else ""

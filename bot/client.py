@@ -13,12 +13,12 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.coach.desk import CoachDesk
-from bot.conversations import ConversationDesk
-from bot.library import LibraryEditor
-from bot.metrics import Metrics
+from bot.ops.metrics import Metrics
+from bot.ops.web import HealthServer
 from bot.settings import Settings
-from bot.storage import Storage
-from bot.web import HealthServer
+from bot.state.conversations import ConversationDesk
+from bot.state.library import LibraryEditor
+from bot.state.storage import Storage
 from index.answers.composer import AnswerComposer
 from index.answers.conversation import Turn
 from index.answers.models import Answer

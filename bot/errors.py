@@ -1,7 +1,7 @@
 """The one error handler: commands, buttons, modals and listeners all end here.
 
 A user sees a short, friendly, ephemeral message, never an exception's text or a server path; the log gets
-the traceback (with the token redacted by bot.logs).
+the traceback (with the token redacted by bot.ops.logs).
 """
 
 from __future__ import annotations

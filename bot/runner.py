@@ -7,7 +7,7 @@ import logging
 import signal
 
 from bot.settings import Settings
-from bot.storage import Storage
+from bot.state.storage import Storage
 from index.engine import Engine, build_engine
 
 log = logging.getLogger(__name__)

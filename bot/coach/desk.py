@@ -13,7 +13,7 @@ import numpy as np
 
 from bot.coach.cards import answered_view, card_embed, card_view, delivery_embed
 from bot.coach.store import Asker, CoachAnswer, CoachRequest, CoachStore
-from bot.storage import QuestionRecord
+from bot.state.storage import QuestionRecord
 from index.answers.models import Answer
 from index.coaching import contributions
 from index.coaching.grouping import closest

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 import numpy as np
 from pydantic import BaseModel
 
-from bot.storage import Storage
+from bot.state.storage import Storage
 from index.retrieval.embedding import Vectors
 
 

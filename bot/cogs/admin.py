@@ -17,9 +17,9 @@ from discord.ext import commands
 
 from bot.client import HingeBot
 from bot.embeds import COLOUR, DECLINED_COLOUR, clip, safe
-from bot.library import LibraryChangeError
 from bot.permissions import is_admin
-from bot.storage import LoggedQuestion
+from bot.state.library import LibraryChangeError
+from bot.state.storage import LoggedQuestion
 from index.coaching.grouping import group
 from index.errors import BuildInProgressError, HingeError, KnowledgeFileError, LibraryError
 from index.library.documents import Kind

@@ -14,7 +14,7 @@ from bot.client import HingeBot
 from bot.coach.desk import CoachQueueError
 from bot.embeds import answer_embed, more_embed
 from bot.errors import report
-from bot.storage import QuestionRecord
+from bot.state.storage import QuestionRecord
 from index.answers.models import Answer
 
 log = logging.getLogger(__name__)

@@ -11,7 +11,7 @@ from discord.ext import commands
 from bot.client import HingeBot
 from bot.embeds import COLOUR
 from bot.permissions import is_admin
-from bot.storage import GuildSettings
+from bot.state.storage import GuildSettings
 
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 

@@ -14,8 +14,8 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from bot.metrics import Metrics
-from bot.storage import Storage
+from bot.ops.metrics import Metrics
+from bot.state.storage import Storage
 from index.engine import Engine
 from index.errors import BuildInProgressError, HingeError, KnowledgeFileError, LibraryError
 from index.library.documents import KIND_FOLDERS, Document, Kind, load_file

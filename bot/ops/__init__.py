@@ -1,0 +1,1 @@
+"""Running the bot as a service: logging, Prometheus metrics, the health endpoint."""
