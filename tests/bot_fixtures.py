@@ -25,7 +25,7 @@ from bot.embeds import (
     TOTAL_LIMIT,
 )
 from bot.settings import Settings
-from bot.storage import Storage
+from bot.state.storage import Storage
 from index.answers.composer import AnswerComposer
 from index.answers.decline import DeclinePolicy
 from index.engine import Engine

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from bot.library import LibraryChangeError, LibraryEditor
-from bot.logs import REDACTED, configure_logging
-from bot.metrics import Metrics
+from bot.ops.logs import REDACTED, configure_logging
+from bot.ops.metrics import Metrics
 from bot.settings import Settings
-from bot.storage import Storage
+from bot.state.library import LibraryChangeError, LibraryEditor
+from bot.state.storage import Storage
 from index.answers.composer import AnswerComposer
 from index.engine import Engine
 from index.errors import KnowledgeFileError, LibraryError

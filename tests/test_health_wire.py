@@ -19,7 +19,7 @@ from pathlib import Path
 import aiosqlite
 import pytest
 
-from bot.storage import Storage
+from bot.state.storage import Storage
 from tests.fake_discord import FakeDiscord
 from tests.fake_discord.process import FAKE_TOKEN, BotProcess, build_index, running_bot
 from tests.helpers import small_library

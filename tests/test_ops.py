@@ -16,10 +16,10 @@ from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client.parser import text_string_to_metric_families
 
 from bot.cli import invite_url
-from bot.logs import REDACTED, configure_logging
-from bot.metrics import Metrics
-from bot.storage import Storage
-from bot.web import HealthServer
+from bot.ops.logs import REDACTED, configure_logging
+from bot.ops.metrics import Metrics
+from bot.ops.web import HealthServer
+from bot.state.storage import Storage
 from index.engine import Engine
 from tests.conftest import PROJECT
 from tests.helpers import HashingEmbedder, small_library
