@@ -1,6 +1,6 @@
 """Over-the-wire load benchmark: the real bot process against the fake Discord on 127.0.0.1.
 
-    python bench/wire.py [--index DATA_DIR] [--count 300] [--seconds 30] [--burst 50] [--big-burst 100]
+    python bench/wire.py [--index DATA_DIR] [--count 300] [--seconds 30] [--burst 50] [--big-burst 100] [--unbatched]
 
 Starts the fake Discord and the bot exactly as tests/test_wire.py does, sends COUNT /ask interactions
 spread evenly over SECONDS, waits for them, then sends a burst of BURST at once, and then one of BIG_BURST
@@ -84,6 +84,8 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--burst", type=int, default=50)
     parser.add_argument("--big-burst", type=int, default=100, help="the second burst (0: none)")
+    parser.add_argument("--unbatched", action="store_true",
+                        help="run the bot without query batching (the comparison the engine issue asks for)")
     parser.add_argument("--timeout", type=float, default=180.0, help="longest wait for the answers of a phase")
     args = parser.parse_args()
     count, burst = min(args.count, 5000), min(args.burst, 1000)  # bounded whatever is asked
@@ -99,7 +101,8 @@ def main() -> int:
         knowledge = copy_tree(PROJECT / "knowledge", tmp / "knowledge")
         with FakeDiscord(FAKE_TOKEN, guild_ids=[GUILD_ID]) as fake:
             started = time.monotonic()
-            with running_bot(fake, data, knowledge, tmp / "bot.log") as bot:
+            with running_bot(fake, data, knowledge, tmp / "bot.log",
+                             {"HINGE_BENCH_UNBATCHED": "1"} if args.unbatched else None) as bot:
                 startup = time.monotonic() - started
                 warm = send(fake, 0, "warm-up")
                 settle(fake, [warm], 60)

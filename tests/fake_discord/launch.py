@@ -3,7 +3,8 @@
     FAKE_DISCORD_API=http://127.0.0.1:PORT/api/v10 FAKE_DISCORD_GATEWAY=ws://127.0.0.1:PORT/gateway \
         python -m tests.fake_discord.launch
 
-Only discord.py's two base URLs change; the bot itself is the shipped one, unmodified.
+Only discord.py's two base URLs change; the bot itself is the shipped one, unmodified, except with
+HINGE_BENCH_UNBATCHED=1, which bench/wire.py --unbatched sets to measure the burst without query batching.
 """
 
 from __future__ import annotations
@@ -28,6 +29,10 @@ def point_discord_at(api: str, gateway: str) -> None:
 
 def main() -> int:
     point_discord_at(os.environ["FAKE_DISCORD_API"], os.environ["FAKE_DISCORD_GATEWAY"])
+    if os.environ.get("HINGE_BENCH_UNBATCHED") == "1":
+        import index.engine
+
+        index.engine.BatchingEmbedder = lambda embedder: embedder  # type: ignore[assignment,misc]
     from bot.cli import main as hinge
 
     return hinge(["run"])
