@@ -85,7 +85,7 @@ def make_embedder(model: str) -> Embedder:
 
 def engine_for(model: str, data_dir: Path) -> tuple[Engine, Embedder]:
     embedder = make_embedder(model)
-    engine = Engine(data_dir, PROJECT / "knowledge", embedder, fusion=SHIPPED.fusion, dense_kind=SHIPPED.dense_index)
+    engine = Engine(data_dir, PROJECT / "knowledge", embedder, fusion=SHIPPED.fusion)
     return engine, embedder
 
 

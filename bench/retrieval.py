@@ -73,7 +73,7 @@ def main() -> int:
     for folder in args.folders:
         beir = load_beir(folder, args.split)
         store = IndexStore(args.data_dir / beir.name, cache_path)
-        build = store.build(beir.documents, embedder, SHIPPED.fusion, SHIPPED.dense_index, built_by="bench")
+        build = store.build(beir.documents, embedder, SHIPPED.fusion, built_by="bench")
         index = store.load(embedder)
         vectors = embedder.encode(list(beir.queries.values()))
         print(f"\n{beir.name}: {len(beir.documents)} documents, {build.chunks} chunks, {len(beir.queries)} "

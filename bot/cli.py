@@ -123,7 +123,7 @@ def cmd_eval_beir(args: argparse.Namespace, settings: Settings) -> int:
     store = IndexStore(data_dir, settings.data_dir / "cache" / "embeddings.sqlite")
     engine = settings.engine  # the same engine the bot ships: there is no benchmark-only configuration
     embedder = make_embedder(engine.embed_model, settings.data_dir)
-    report_build = store.build(beir.documents, embedder, engine.fusion, engine.dense_index, progress=ProgressBar(),
+    report_build = store.build(beir.documents, embedder, engine.fusion, progress=ProgressBar(),
                                built_by="eval")
     index = store.load(embedder, engine.fusion)
     report = evaluate(index, beir, args.split).model_copy(update={"build_seconds": report_build.seconds})

@@ -30,8 +30,6 @@ class Settings(BaseSettings):
     knowledge_dir: Path = Field(default_factory=_default_knowledge_dir, description="the library's files")
     embed_model: str = Field(default=BUNDLED_MODEL,
                              description="'bundled' or a local sentence-transformers model folder")
-    dense_index: str = Field(default="flat", pattern="^(flat|hnsw)$",
-                             description="flat (exact) or hnsw (approximate, for very large libraries)")
     guild_ids: Annotated[list[int], NoDecode] = Field(default_factory=list,
                                                       description="servers to sync slash commands to at once")
     library_dir: Path | None = Field(default=None, description="the team's own documents (uploads, coach "
@@ -92,8 +90,8 @@ class Settings(BaseSettings):
 
     @property
     def engine(self) -> EngineSettings:
-        """The engine's settings: only the model and the dense index kind can be chosen, the rest is measured."""
-        return EngineSettings(embed_model=self.embed_model, dense_index=self.dense_index)
+        """The engine's settings: only the model can be chosen, the rest is measured."""
+        return EngineSettings(embed_model=self.embed_model)
 
     @property
     def team_library_dir(self) -> Path:

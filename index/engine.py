@@ -24,8 +24,6 @@ class EngineSettings(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     embed_model: str = Field(default=BUNDLED_MODEL, description="'bundled' or a local sentence-transformers folder")
-    dense_index: str = Field(default="flat", pattern="^(flat|hnsw)$",
-                             description="flat (exact) or hnsw (approximate, for very large libraries)")
     fusion: FusionSettings = Field(default_factory=FusionSettings)
 
 
@@ -36,7 +34,7 @@ def build_engine(data_dir: Path, knowledge_dir: Path, library_dir: Path | None =
     # Questions that arrive while another is being embedded go together in the next batch; a lone one is
     # embedded at once (index/retrieval/batching.py).
     embedder = BatchingEmbedder(make_embedder(settings.embed_model, data_dir))
-    return Engine(data_dir, knowledge_dir, embedder, fusion=settings.fusion, dense_kind=settings.dense_index,
+    return Engine(data_dir, knowledge_dir, embedder, fusion=settings.fusion,
                   library_dir=library_dir)
 
 
@@ -51,7 +49,7 @@ def make_embedder(setting: str, data_dir: Path) -> Embedder:
 
 class Engine:
     def __init__(self, data_dir: Path, knowledge_dir: Path, embedder: Embedder,
-                 fusion: FusionSettings | None = None, dense_kind: str = "flat",
+                 fusion: FusionSettings | None = None,
                  library_dir: Path | None = None) -> None:
         self.knowledge_dir = knowledge_dir
         # The team's own documents (uploads, coach answers) live apart from the shipped library, so an
@@ -60,7 +58,6 @@ class Engine:
         self.store = IndexStore(data_dir)
         self.embedder = embedder
         self.fusion = fusion
-        self.dense_kind = dense_kind
         self.owner = IndexOwner()
 
     @property
@@ -83,7 +80,7 @@ class Engine:
         """Build from the knowledge folder; raises `LibraryError` listing every bad file."""
         library = load_library([self.knowledge_dir, self.library_dir])
         library.raise_for_errors()
-        return self.store.build(library.documents, self.embedder, self.fusion, self.dense_kind,
+        return self.store.build(library.documents, self.embedder, self.fusion,
                                 progress=progress, built_by=built_by)
 
     def reindex(self, progress: ProgressFn | None = None, built_by: str | None = None,

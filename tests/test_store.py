@@ -150,15 +150,3 @@ def test_reindex_swaps_while_searches_continue_and_a_bad_library_keeps_the_old_i
     with pytest.raises(LibraryError, match=r"broken\.md"):
         engine.reindex()
     assert engine.index is serving
-
-
-def test_an_hnsw_index_works_end_to_end(tmp_path: Path, library: Path) -> None:
-    store = IndexStore(tmp_path / "data")
-    store.build(load_library(library).documents, HashingEmbedder(), dense_kind="hnsw")
-    index = store.load(HashingEmbedder())
-    assert index.manifest.dense_kind == "hnsw"
-    hits = index.search("tire pressure before every ride", k=5)
-    assert hits[0].chunk.doc_id == "tire-care"
-    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
-    again = store.build(load_library(library).documents, HashingEmbedder())
-    assert again.embedded == 0  # the same texts: everything from the cache

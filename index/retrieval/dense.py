@@ -1,4 +1,5 @@
-"""Dense search: normalised embeddings in faiss (exact inner product, or HNSW for large libraries)."""
+"""Dense search: normalised embeddings in faiss, exact inner product (a team's library is a few thousand
+passages at most, where exact search takes well under a millisecond)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,6 @@ import numpy.typing as npt
 Vectors = npt.NDArray[np.float32]
 Ids = npt.NDArray[np.int64]
 
-HNSW_NEIGHBOURS = 32
-HNSW_EF_SEARCH = 128
-
 
 class DenseIndex:
     def __init__(self, index: faiss.Index, vectors: Vectors) -> None:
@@ -21,19 +19,12 @@ class DenseIndex:
         # saves (single-query search measured 2-3x faster with one thread).
         faiss.omp_set_num_threads(1)
         self._index = index
-        # The vectors are kept beside faiss so any chunk can be scored exactly, not only the
-        # ones the (possibly approximate) index returns.
+        # The vectors are kept beside faiss so any chunk can be scored, not only the ones it returns.
         self.vectors = vectors
 
     @classmethod
-    def build(cls, vectors: Vectors, kind: str = "flat") -> DenseIndex:
-        dim = vectors.shape[1]
-        index: faiss.Index
-        if kind == "hnsw":
-            index = faiss.IndexHNSWFlat(dim, HNSW_NEIGHBOURS, faiss.METRIC_INNER_PRODUCT)
-            index.hnsw.efSearch = HNSW_EF_SEARCH
-        else:
-            index = faiss.IndexFlatIP(dim)
+    def build(cls, vectors: Vectors) -> DenseIndex:
+        index = faiss.IndexFlatIP(vectors.shape[1])
         if len(vectors):
             index.add(vectors)
         return cls(index, vectors)

@@ -32,7 +32,6 @@ class Manifest(BaseModel):
 
     format_version: int = FORMAT_VERSION
     model: ModelInfo
-    dense_kind: str = "flat"
     fusion: FusionSettings = Field(default_factory=FusionSettings)
     chunk_count: int
     document_count: int

@@ -106,7 +106,7 @@ class IndexStore:
         return self._build_lock.locked()
 
     def build(self, documents: Sequence[Document], embedder: Embedder,
-              fusion: FusionSettings | None = None, dense_kind: str = "flat",
+              fusion: FusionSettings | None = None,
               progress: ProgressFn | None = None, built_by: str | None = None,
               before_switch: Callable[[Path], None] | None = None) -> BuildReport:
         """Build a new index folder from `documents` and make it current."""
@@ -126,7 +126,7 @@ class IndexStore:
             tmp = self.root / f".tmp-{build_id}"
             tmp.mkdir(parents=True)
             try:
-                DenseIndex.build(vectors, dense_kind).save(tmp)
+                DenseIndex.build(vectors).save(tmp)
                 LexicalIndex.build([c.text if c.text.startswith(c.title) else f"{c.title}\n{c.text}"
                                     for c in chunks]).save(tmp / "lexical")
                 (tmp / "chunks.json").write_bytes(_CHUNKS.dump_json(chunks))
@@ -138,7 +138,7 @@ class IndexStore:
                 seconds = time.perf_counter() - started
                 manifest = Manifest(
                     model=ModelInfo(id=embedder.model_id, dimension=int(vectors.shape[1])),
-                    dense_kind=dense_kind, fusion=settings,
+                    fusion=settings,
                     chunk_count=len(chunks),
                     document_count=len(documents), documents=hashes, kinds=kinds,
                     sources_hash=hashlib.sha256("".join(sorted(hashes.values())).encode()).hexdigest()[:16],
