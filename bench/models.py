@@ -100,7 +100,7 @@ def rss_mb() -> tuple[float, float]:
 
 
 def child_build(model: str, data_dir: Path) -> dict[str, Any]:
-    engine, _, embedder = engine_for(model, data_dir)
+    engine, embedder = engine_for(model, data_dir)
     embedder.encode(["warm up the model"])  # model load is not build throughput
     report = engine.build(built_by="bench")
     return {"chunks": report.chunks, "embedded": report.embedded, "seconds": report.seconds,
