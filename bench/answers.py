@@ -25,6 +25,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from index.answers.composer import AnswerComposer
+from index.answers.decline import DeclinePolicy
 from index.answers.text import clean_question, has_words
 from index.engine import build_engine
 from index.evaluation.questions import evaluate_questions, lead_share, load_leads, load_questions, subset_line
@@ -32,7 +33,9 @@ from index.evaluation.questions import evaluate_questions, lead_share, load_lead
 PROJECT = Path(__file__).resolve().parent.parent
 
 
-def fit(engine, composer: AnswerComposer, cases) -> None:  # type: ignore[no-untyped-def]
+def fitted_policy(index, composer: AnswerComposer, cases):  # type: ignore[no-untyped-def]
+    """The decline policy's logistic coefficients fitted on the tune part of `cases` only, with the shipped
+    threshold; also the features, labels and tune mask it was fitted on."""
     from scipy.optimize import minimize
 
     rows = []
@@ -40,10 +43,10 @@ def fit(engine, composer: AnswerComposer, cases) -> None:  # type: ignore[no-unt
         if not has_words(clean_question(case.question)):
             continue
         # The question as the composer searches it: typos corrected, shorthand spelled out, ranked.
-        query = composer.query(case.question, engine.index)
-        vector = engine.index.embed_query(query)
-        hits = composer.rank(engine.index, query, vector)
-        evidence = composer.evidence(engine.index, vector, hits, set(engine.index.lexical.tokenize(query)))
+        query = composer.query(case.question, index)
+        vector = index.embed_query(query)
+        hits = composer.rank(index, query, vector)
+        evidence = composer.evidence(index, vector, hits, set(index.lexical.tokenize(query)))
         rows.append((evidence.features(), int(case.on_topic), case.split))
     x = np.array([r[0] for r in rows])
     y = np.array([r[1] for r in rows])
@@ -57,8 +60,14 @@ def fit(engine, composer: AnswerComposer, cases) -> None:  # type: ignore[no-unt
         return float(-(weight * ll).sum() / tune.sum() + 1e-4 * (w[1:] ** 2).sum())
 
     w = minimize(loss, np.zeros(x.shape[1] + 1), method="L-BFGS-B").x
-    p = 1 / (1 + np.exp(-(w[0] + x @ w[1:])))
-    print(f"fitted on {tune.sum()} tune questions: bias {w[0]:.3f}, weights {np.round(w[1:], 3).tolist()}")
+    policy = DeclinePolicy(bias=round(float(w[0]), 3), weights=tuple(round(float(v), 3) for v in w[1:]))
+    return policy, x, y, tune
+
+
+def fit(engine, composer: AnswerComposer, cases) -> None:  # type: ignore[no-untyped-def]
+    policy, x, y, tune = fitted_policy(engine.index, composer, cases)
+    p = 1 / (1 + np.exp(-(policy.bias + x @ np.array(policy.weights))))
+    print(f"fitted on {tune.sum()} tune questions: bias {policy.bias:.3f}, weights {list(policy.weights)}")
     for threshold in (0.4, 0.5, 0.6):
         on, off = (y == 1) & tune, (y == 0) & tune
         print(f"  threshold {threshold}: tune off-topic declined {np.mean(p[off] < threshold):.3f}, "

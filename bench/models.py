@@ -37,6 +37,7 @@ import numpy as np
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.answers import fitted_policy
 from index.answers.composer import AnswerComposer
 from index.engine import Engine, EngineSettings
 from index.engine import make_embedder as shipped_embedder
@@ -201,6 +202,11 @@ def child_run(model: str, data_dir: Path, skip_beir: bool, beir_docs: int) -> di
         times = [composer.ask(index, LATENCY_QUESTION).elapsed_ms for _ in range(LATENCY_ROUNDS)]
         figures["one_p50_ms"] = float(np.percentile(times, 50))
         figures["one_p95_ms"] = float(np.percentile(times, 95))
+        # The decline policy was fitted on MiniLM's scores; refitted on this model's tune part (as
+        # `bench/answers.py --fit` does for MiniLM), the comparison of what riders get is a fair one.
+        refit, *_ = fitted_policy(index, composer, cases)
+        figures["refit_rider"] = rider(index, AnswerComposer(policy=refit), cases)
+        figures["refit_policy"] = {"bias": refit.bias, "weights": list(refit.weights)}
         print(f"[{model}] {label} (rider, latency): {json.dumps(figures)}", file=sys.stderr, flush=True)
         if not skip_beir:
             figures["beir"] = beir_figures(data_dir, embedder, query_embedder, fusion, beir_docs)
@@ -236,6 +242,13 @@ def table(results: dict[str, dict[str, Any]]) -> str:
                 f"{beir.get('nfcorpus', {}).get('ndcg10', float('nan')):7.4f} "
                 f"{fig['set_p50_ms']:6.1f}/{fig['set_p95_ms']:6.1f} {fig['one_p50_ms']:6.1f}/{fig['one_p95_ms']:5.1f} "
                 f"{res['build']['passages_per_s']:9.1f} {res['run']['rss_mb']:6.0f}")
+            if "refit_rider" in fig:
+                t, h = fig["refit_rider"]["tune"], fig["refit_rider"]["holdout"]
+                lines.append(
+                    f"{'  decline policy refitted':26} {t['hit1']:8.3f} {t['hit3']:6.3f} {t['hit3_answered']:6.3f} "
+                    f"{t['on_declined']:5.3f}/{t['off_declined']:5.3f} "
+                    f"{h['hit1']:8.3f} {h['hit3']:6.3f} {h['hit3_answered']:6.3f} "
+                    f"{h['on_declined']:5.3f}/{h['off_declined']:5.3f}")
     return "\n".join(lines)
 
 
