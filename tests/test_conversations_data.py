@@ -15,10 +15,12 @@ from tests.conftest import KNOWLEDGE, PROJECT
 CONVERSATIONS = PROJECT / "tests" / "data" / "conversations.jsonl"
 KINDS = {"first", "followup", "topic_change"}
 SPLITS = {"tune", "holdout"}
-# Measured with bench/conversations.py (README, Benchmarks): follow-up hit@3 0.962 tune (75 of 78), 0.865 held-out
-# (32 of 37); off-topic questions asked as a follow-up, tune part, declined 0.984 (60 of 61). With the earlier
-# questions' vectors as the context (before the previous answer's passages): 0.859, 0.784 and 0.869.
-TUNE_FOLLOW_UP_FLOOR = 0.94
+# Measured with bench/conversations.py (README, Benchmarks): follow-up hit@3 0.839 tune (99 of 118, with the 26
+# conversations c101-c126 that ask for amounts and details), 0.892 held-out (33 of 37); off-topic questions asked
+# as a follow-up, tune part, declined 0.984 (60 of 61). Before amount questions followed their context: 0.805
+# (95 of 118) and 0.865 (32 of 37). With the earlier questions' vectors as the context (before the previous
+# answer's passages, on the first 78 tune follow-ups): 0.859, 0.784 and 0.869.
+TUNE_FOLLOW_UP_FLOOR = 0.82
 HOLDOUT_FOLLOW_UP_FLOOR = 0.83
 OFF_TOPIC_FOLLOW_UP_FLOOR = 0.96
 
