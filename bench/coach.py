@@ -3,7 +3,7 @@
     python bench/coach.py [--index DATA_DIR] [--count 20] [--budget 900] [--probe 0.25]
 
 Starts the fake Discord (with a coach channel and a coach role) and the bot exactly as
-tests/test_coach_wire.py does, with the shipped library and the shipped defaults. Then, one question at a
+tests/wire/test_coach_wire.py does, with the shipped library and the shipped defaults. Then, one question at a
 time and up to COUNT times: a rider asks a question the library declines, the card appears, the coach clicks
 Answer and submits the modal. Measured from the modal submit (INTERACTION_CREATE dispatched by the fake):
   - reply:      the rider's reply (a message replying to their answer) created at the fake;
@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tests.fake_discord import Interaction
 from tests.fake_discord.process import PROJECT, build_index, copy_tree, running_bot
-from tests.test_coach_wire import (
+from tests.wire.test_coach_wire import (
     COACH,
     COACH_NAME,
     CoachWire,

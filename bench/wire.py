@@ -2,7 +2,7 @@
 
     python bench/wire.py [--index DATA_DIR] [--count 300] [--seconds 30] [--burst 50] [--big-burst 100] [--unbatched]
 
-Starts the fake Discord and the bot exactly as tests/test_wire.py does, sends COUNT /ask interactions
+Starts the fake Discord and the bot exactly as tests/wire/test_wire.py does, sends COUNT /ask interactions
 spread evenly over SECONDS, waits for them, then sends a burst of BURST at once, and then one of BIG_BURST
 at once (the issue's target: every one acked within 3 s, p99 completion at most 1 s, 0 errors; the
 bot embeds questions that arrive together in one batch, index/retrieval/batching.py). Reports, per phase,

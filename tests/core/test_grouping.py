@@ -9,7 +9,7 @@ import pytest
 
 from index.coaching.grouping import SAME_QUESTION, closest, group, same_question
 
-PAIRS = Path(__file__).resolve().parent / "data" / "question_pairs.jsonl"
+PAIRS = Path(__file__).resolve().parent.parent / "data" / "question_pairs.jsonl"
 
 
 def unit(*rows: list[float]) -> np.ndarray:

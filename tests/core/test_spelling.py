@@ -9,7 +9,7 @@ import pytest
 
 from index.answers.spelling import Speller, english_words
 
-PROJECT = Path(__file__).resolve().parent.parent
+PROJECT = Path(__file__).resolve().parents[2]
 
 # Library words next to everyday English ones: pick/sick, hip/whip, trainer/trailer, cramp/ramp, well/weld,
 # neck/deck, blend/bleed, room/broom, pulling/curling, and down (more used than dowel) next to the typo "dowl".

@@ -1,0 +1,1 @@
+"""The knowledge library: its files, their sources, and how they are chunked."""
