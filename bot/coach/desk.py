@@ -178,22 +178,24 @@ class CoachDesk:
             source_url=source or "https://discord.com/channels/" + str(answer.guild_id), date=answer.created_at.date())
 
     async def finish(self, answer: CoachAnswer) -> None:
-        """Whatever the rows say is not done yet: the library file, the riders' replies, the card, the index.
+        """Whatever the rows say is not done yet: the riders' replies, the card, the library file, the index.
         Safe to run again after a crash at any point."""
         request = await self.store.request(answer.request_id)
         if request is None:
             return
+        # The riders hear first: the answer is already safe in SQLite, and writing its file waits for the
+        # library lock, which another coach answer's rebuild may hold for seconds.
+        await self.deliver(answer, request)
+        try:
+            await self.refresh_card(request.id)
+        except discord.HTTPException:
+            log.warning("could not update the coach card %s", request.id, exc_info=True)
         path = contributions.path_for(self.bot.engine.library_dir, answer.document_id)
         if not answer.written:
             text = contributions.render(self.draft(answer, request))
             async with self.bot.library.changing():
                 await asyncio.to_thread(contributions.write_document, path, text, True)
             await self.store.mark_answer(answer.id, written=True)
-        await self.deliver(answer, request)
-        try:
-            await self.refresh_card(request.id)
-        except discord.HTTPException:
-            log.warning("could not update the coach card %s", request.id, exc_info=True)
         if not answer.indexed:
             async with self.bot.library.changing():
                 await self.bot.library.rebuild(answer.coach_id, answer.coach_name)

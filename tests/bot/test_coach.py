@@ -3,6 +3,7 @@ incremental reindex, edit, forget, withdraw, the digest, server scoping and rest
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -347,3 +348,33 @@ async def test_the_digest_posts_counts_queue_and_a_png(settings: Settings) -> No
         assert text.startswith("**1 questions** this week: 0% answered by the library, 0% by coaches, 100% still")
         assert "Open queue" in text and QUESTION in text
         assert digest.embeds[0].image.url == "attachment://questions-per-day.png"
+
+
+async def test_a_rider_hears_the_answer_while_another_library_change_holds_the_lock(settings: Settings) -> None:
+    """Another coach answer's rebuild may hold the library lock for seconds: the rider's reply does not wait
+    for it; the file and the index follow once the lock is free."""
+    async with running(make_bot(settings, composer=AnswerComposer(policy=NEVER))) as h:
+        queue, _role, coach = await coach_server(h)
+        await ask_declined(h, h.rider)
+        [card] = cards(queue)
+        locked, release = asyncio.Event(), asyncio.Event()
+
+        async def another_change() -> None:
+            async with h.bot.library.changing():
+                locked.set()
+                await release.wait()
+
+        holder = asyncio.create_task(another_change())
+        await locked.wait()
+        submitted = asyncio.create_task(answer_card(coach, card))
+        for _ in range(200):  # bounded: 2 s
+            if any(m.content.endswith("a coach answered your question.") for m in h.channel.history()):
+                break
+            await asyncio.sleep(0.01)
+        assert h.rows("SELECT COUNT(*) FROM coach_askers WHERE delivered_at IS NOT NULL") == [(1,)]
+        assert h.rows("SELECT written, indexed FROM coach_answers") == [(0, 0)]  # still behind the lock
+        release.set()
+        await holder
+        await submitted
+        await h.env.settle()
+        assert h.rows("SELECT written, indexed FROM coach_answers") == [(1, 1)]
