@@ -14,7 +14,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from index.answers.conversation import MAX_CONTEXT_TURNS, ContextPolicy, Turn, refers_back
+from index.answers.conversation import (
+    MAX_CONTEXT_TURNS,
+    ContextPolicy,
+    Turn,
+    asks_amount,
+    refers_back,
+    without_amount,
+)
 from index.answers.decline import DeclinePolicy, Evidence, OffTopicGuard
 from index.answers.drills import best_drill, drill_suggestion
 from index.answers.excerpts import select_excerpt
@@ -91,6 +98,8 @@ class LibraryAids:
         self._heading_vectors: dict[str, Vectors] | None = None
         self._summary_vectors: dict[str, Vectors] = {}
         self._rows = {c.id: n for n, c in enumerate(index.chunks)}
+        self._chunk_documents = {c.id: c.doc_id for c in index.chunks}
+        self._document_terms: dict[str, frozenset[str]] | None = None
         self._index = weakref.ref(index)
         self._lock = threading.Lock()
 
@@ -119,6 +128,25 @@ class LibraryAids:
         """The vector of a document's summary (None when it has none)."""
         vectors = self._vectors()
         return vectors[1].get(doc_id) if vectors else None
+
+    def document_terms(self) -> dict[str, frozenset[str]]:
+        """Each document's search terms (stemmed words of its passages), from the index's own tokenizer."""
+        with self._lock:
+            index = self._index()
+            if self._document_terms is None and index is not None:
+                words: dict[str, set[str]] = {}
+                for chunk in index.chunks:
+                    words.setdefault(chunk.doc_id, set()).update(index.lexical.tokenize(chunk.text))
+                self._document_terms = {doc: frozenset(found) for doc, found in words.items()}
+            return self._document_terms or {}
+
+    def words_in_documents_of(self, terms: set[str], passage_ids: Sequence[str]) -> bool:
+        """Whether every term is in the text of the documents these passages belong to."""
+        documents = {self._chunk_documents[p] for p in passage_ids if p in self._chunk_documents}
+        if not documents:
+            return False
+        document_terms = self.document_terms()
+        return all(any(t in document_terms.get(d, ()) for d in documents) for t in terms)
 
     def passage_vectors(self, passage_ids: Sequence[str]) -> Vectors:
         """The index's own vectors of these passages (ids it no longer holds are left out): no model call."""
@@ -173,11 +201,12 @@ class AnswerComposer:
         yield from self.sentences.warm_steps(index)
 
     def prepare(self, index: SearchIndex) -> None:
-        """The part of `warm` a new index needs before it serves (about a second): the off-topic topics and the
-        documents' questions and summaries. Its sentences are shared with the index it replaces, so only a new
-        document's are missing, and the first answer that quotes one embeds them."""
+        """The part of `warm` a new index needs before it serves (about a second): the off-topic topics, the
+        documents' questions and summaries, and their search terms. Its sentences are shared with the index it
+        replaces, so only a new document's are missing, and the first answer that quotes one embeds them."""
         self.guard.similarity(index.embedder, index.embed_query("hip hinge"))
         self.aids(index).heading_vector("")
+        self.aids(index).document_terms()
 
     def _invalid(self, question: str, lead: str) -> Answer:
         return Answer(question=question, answered=False, status="invalid", lead=lead)
@@ -200,7 +229,10 @@ class AnswerComposer:
         # question is searched alone first, and a conversation's earlier turns are never embedded again.
         alone = not history or not refers_back(question)
         hits, terms, confidence = self._search(index, query, vector, guild_id) if alone else ([], set(), 0.0)
-        if history and not self.context.stands_alone(question, confidence, threshold):
+        in_topic = bool(history) and confidence < threshold and asks_amount(question) and \
+            self.aids(index).words_in_documents_of(set(index.lexical.tokenize(without_amount(query))),
+                                                   _last_quoted(history))
+        if history and not self.context.stands_alone(question, confidence, threshold, in_topic):
             # Context may lend a follow-up its topic, never launder an off-topic question: the off-topic
             # similarity and the word coverage stay those of the rider's own words.
             own = self.evidence(index, vector, [], set(index.lexical.tokenize(query)))

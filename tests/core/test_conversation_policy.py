@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from index.answers.conversation import ContextPolicy, asks_amount, refers_back
+from index.answers.conversation import ContextPolicy, asks_amount, refers_back, without_amount
 
 
 @pytest.mark.parametrize("question", ["how many reps each side", "how long per side", "how heavy should i go",
@@ -12,6 +12,11 @@ from index.answers.conversation import ContextPolicy, asks_amount, refers_back
 def test_amount_questions(question: str) -> None:
     assert asks_amount(question)
     assert not refers_back(question)
+
+
+def test_without_amount_keeps_the_words_of_what_is_counted() -> None:
+    assert without_amount("how many days a week").split() == ["days", "a", "week"]
+    assert without_amount("How heavy?").strip() == "?"
 
 
 @pytest.mark.parametrize("question", ["how do i hinge properly?", "what about landing",
@@ -28,9 +33,14 @@ def test_an_amount_answered_alone_is_searched_with_its_context() -> None:
     assert ContextPolicy(amounts_follow=False).stands_alone("how many sets", confidence_alone=0.95, threshold=0.7)
 
 
-def test_an_amount_declined_alone_stays_declined() -> None:
-    """A short amount question is as vague off topic ("how many laps") as on it: context must not answer it."""
+def test_an_amount_declined_alone_stays_declined_unless_its_words_are_the_topics() -> None:
+    """A short amount question is as vague off topic ("how many laps") as on it: context answers it only when
+    its other words are in the documents the conversation last cited."""
     assert ContextPolicy().stands_alone("how many laps", confidence_alone=0.3, threshold=0.7)
+    assert not ContextPolicy().stands_alone("how many days a week", confidence_alone=0.3, threshold=0.7,
+                                            words_in_topic=True)
+    assert ContextPolicy(amounts_in_topic_follow=False).stands_alone(
+        "how many days a week", confidence_alone=0.3, threshold=0.7, words_in_topic=True)
 
 
 def test_other_questions_keep_their_rules() -> None:
