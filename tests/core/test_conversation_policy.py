@@ -16,6 +16,7 @@ def test_amount_questions(question: str) -> None:
 
 def test_without_amount_keeps_the_words_of_what_is_counted() -> None:
     assert without_amount("how many days a week").split() == ["days", "a", "week"]
+    assert without_amount("how many swings per set should i do").split() == ["swings", "set"]
     assert without_amount("How heavy?").strip() == "?"
 
 
