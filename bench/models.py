@@ -224,6 +224,12 @@ def run_child(args: Sequence[str]) -> dict[str, Any]:
     return result
 
 
+def rider_columns(rider: dict[str, Any]) -> str:
+    """The table's rider columns, tune then holdout."""
+    return " ".join(f"{p['hit1']:8.3f} {p['hit3']:6.3f} {p['hit3_answered']:6.3f} "
+                    f"{p['on_declined']:5.3f}/{p['off_declined']:5.3f}" for p in (rider["tune"], rider["holdout"]))
+
+
 def table(results: dict[str, dict[str, Any]]) -> str:
     head = (f"{'model':26} {'tune h@1':>8} {'h@3':>6} {'h@3ans':>6} {'decl on/off':>11} "
             f"{'hold h@1':>8} {'h@3':>6} {'h@3ans':>6} {'decl on/off':>11} {'SciFact':>7} {'NFCorp':>7} "
@@ -231,24 +237,15 @@ def table(results: dict[str, dict[str, Any]]) -> str:
     lines = [head, "-" * len(head)]
     for res in results.values():
         for label, fig in res["run"]["variants"].items():
-            t, h = fig["rider"]["tune"], fig["rider"]["holdout"]
             beir = fig.get("beir", {})
             lines.append(
-                f"{label:26} {t['hit1']:8.3f} {t['hit3']:6.3f} {t['hit3_answered']:6.3f} "
-                f"{t['on_declined']:5.3f}/{t['off_declined']:5.3f} "
-                f"{h['hit1']:8.3f} {h['hit3']:6.3f} {h['hit3_answered']:6.3f} "
-                f"{h['on_declined']:5.3f}/{h['off_declined']:5.3f} "
+                f"{label:26} {rider_columns(fig['rider'])} "
                 f"{beir.get('scifact', {}).get('ndcg10', float('nan')):7.4f} "
                 f"{beir.get('nfcorpus', {}).get('ndcg10', float('nan')):7.4f} "
                 f"{fig['set_p50_ms']:6.1f}/{fig['set_p95_ms']:6.1f} {fig['one_p50_ms']:6.1f}/{fig['one_p95_ms']:5.1f} "
                 f"{res['build']['passages_per_s']:9.1f} {res['run']['rss_mb']:6.0f}")
             if "refit_rider" in fig:
-                t, h = fig["refit_rider"]["tune"], fig["refit_rider"]["holdout"]
-                lines.append(
-                    f"{'  decline policy refitted':26} {t['hit1']:8.3f} {t['hit3']:6.3f} {t['hit3_answered']:6.3f} "
-                    f"{t['on_declined']:5.3f}/{t['off_declined']:5.3f} "
-                    f"{h['hit1']:8.3f} {h['hit3']:6.3f} {h['hit3_answered']:6.3f} "
-                    f"{h['on_declined']:5.3f}/{h['off_declined']:5.3f}")
+                lines.append(f"{'  decline policy refitted':26} {rider_columns(fig['refit_rider'])}")
     return "\n".join(lines)
 
 

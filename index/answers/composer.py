@@ -229,7 +229,8 @@ class AnswerComposer:
         # question is searched alone first, and a conversation's earlier turns are never embedded again.
         alone = not history or not refers_back(question)
         hits, terms, confidence = self._search(index, query, vector, guild_id) if alone else ([], set(), 0.0)
-        in_topic = bool(history) and confidence < threshold and asks_amount(question) and \
+        # Only a follow-up searched alone and declined there needs the (cheap) test of its words against the topic.
+        in_topic = bool(history) and alone and confidence < threshold and asks_amount(question) and \
             self.aids(index).words_in_documents_of(set(index.lexical.tokenize(without_amount(query))),
                                                    _last_quoted(history))
         if history and not self.context.stands_alone(question, confidence, threshold, in_topic):

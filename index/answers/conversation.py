@@ -7,7 +7,8 @@ before it, and after a change of topic it is about the new one. A question that 
 the library answers confidently on its own (or declines on its own) is searched alone, so a change of topic is
 not dragged back to the old one and an off-topic question is never laundered by what came before. A question
 that asks for an amount ("how many sets", "how long per side") is an amount of something: asked after others
-and answered alone, it is searched with its context even with no word pointing back. The rules and weights were
+and answered alone, it is searched with its context even with no word pointing back; declined alone, only when
+its other words are in the documents the conversation last cited. The rules and weights were
 chosen on the tune part of tests/data/conversations.jsonl (bench/conversations.py --grid).
 """
 
@@ -128,12 +129,11 @@ class ContextPolicy:
     off_topic_margin: float = 0.1
     # A follow-up that asks for an amount and does not refer back, and that the library answers alone, is
     # searched with its context however confident that answer: alone, "how many sets" is about sets of anything.
-    # One the library declines alone stays declined (a short amount question is as vague off topic as on it:
-    # "how many laps", "how much does a coach cost").
     amounts_follow: bool = True
     # One the library declines alone is searched with its context only when each of its other words is in the
     # documents the conversation last cited ("how many days a week" after a core-training answer that speaks of
-    # days a week): "how many laps is a pro moto" after a hinge answer stays declined.
+    # days a week); otherwise it stays declined, since a short amount question is as vague off topic as on it
+    # ("how many laps is a pro moto" after a hinge answer).
     amounts_in_topic_follow: bool = True
 
     def vector(self, own: Vectors, passages: Vectors) -> Vectors:

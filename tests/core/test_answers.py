@@ -227,3 +227,33 @@ class TestRealLibrary:
         assert typo.answered
         assert {c.document_id for c in typo.citations} & {"key-exercise-hip-hinge", "what-drill-grooves-the-hinge",
                                                           "hinging-or-just-rounding-over", "dowel-hip-hinge"}
+
+
+def test_document_terms_are_shared_safely_by_threads_asking_at_once(small_engine: Engine) -> None:
+    """Eight threads ask the same fresh aids at once (each with its own stemmer): the terms are built once and
+    every thread gets the same answer as a lone caller."""
+    import threading
+
+    from index.answers.composer import LibraryAids
+
+    index = small_engine.index
+    passages = [index.chunks[0].id]
+    terms = set(index.lexical.tokenize(index.chunks[0].text))
+    expected = LibraryAids(index).words_in_documents_of(terms, passages)
+    aids = LibraryAids(index)
+    start = threading.Barrier(8)
+    results: list[tuple[bool, int]] = []
+
+    def ask() -> None:
+        start.wait()
+        results.append((aids.words_in_documents_of(terms, passages), id(aids.document_terms())))
+
+    threads = [threading.Thread(target=ask) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert expected is True
+    assert [r[0] for r in results] == [True] * 8
+    assert len({r[1] for r in results}) == 1  # one dictionary: built once, under the lock
+    assert not aids.words_in_documents_of({"zzzunseenword"}, passages)
