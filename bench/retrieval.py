@@ -36,7 +36,7 @@ SHIPPED = EngineSettings()
 def modes() -> dict[str, object]:
     fusion = SHIPPED.fusion
     return {"BM25 (bm25s)": fusion.model_copy(update={"mode": "lexical"}),
-            "dense (MiniLM, faiss)": fusion.model_copy(update={"mode": "dense"}),
+            "dense (the pair, faiss)": fusion.model_copy(update={"mode": "dense"}),
             "hybrid (shipped)": fusion}
 
 

@@ -3,6 +3,7 @@ use, and one set of settings (`EngineSettings`), composed by `build_engine`."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -11,8 +12,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from index.errors import IndexLoadError
 from index.library.documents import Document, Kind, load_library
 from index.retrieval.batching import BatchingEmbedder
+from index.retrieval.bge_model import BgeEmbedder
 from index.retrieval.embedding import BUNDLED_MODEL, Embedder, ProgressFn, SentenceEmbedder, resolve_model_path
 from index.retrieval.fusion import FusionSettings
+from index.retrieval.joint import JointEmbedder
 from index.retrieval.onnx_model import OnnxEmbedder, model_cache_dir
 from index.retrieval.search import Hit, IndexOwner, SearchIndex
 from index.retrieval.store import BuildReport, IndexStore
@@ -39,11 +42,15 @@ def build_engine(data_dir: Path, knowledge_dir: Path, library_dir: Path | None =
 
 
 def make_embedder(setting: str, data_dir: Path) -> Embedder:
-    """The bundled model runs on onnxruntime (same vectors, a third of the time, no torch in the process); a
-    local sentence-transformers folder runs on sentence-transformers, whatever its pooling."""
+    """The bundled pair (all-MiniLM-L6-v2 and bge-small-en-v1.5 int8, both on onnxruntime, no torch in the
+    process) read as one model; a local sentence-transformers folder runs on sentence-transformers, whatever
+    its pooling."""
     folder, model_id = resolve_model_path(setting)
     if setting in ("", BUNDLED_MODEL):
-        return OnnxEmbedder(folder, model_id, model_cache_dir(data_dir))
+        # The two run at the same time (index/retrieval/joint.py), so each gets half the cores.
+        threads = max(1, min(4, os.cpu_count() or 1) // 2)
+        return JointEmbedder([OnnxEmbedder(folder, model_id, model_cache_dir(data_dir), threads=threads),
+                              BgeEmbedder(threads=threads)])
     return SentenceEmbedder(setting)
 
 

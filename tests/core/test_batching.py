@@ -261,11 +261,17 @@ def test_real_model_vectors_batched_equal_vectors_alone(real_embedder) -> None: 
                  "sections, and should my knees bend more than my hips?", "rdl", "kettlebell swing for riders",
                  "how do i hindge corectly"]
     alone = np.concatenate([real_embedder.encode([q]) for q in questions])
-    together = real_embedder.encode(questions, batch_size=len(questions))
-    assert np.abs(together - alone).max() < 1e-5
+    minilm = real_embedder.members[0].dimension
+
+    def same(vectors: np.ndarray) -> None:
+        # MiniLM's half is the same whatever the batch; bge's int8 activations are scaled per batch, so its half
+        # moves a little with the batch mates (never the direction).
+        assert np.abs(vectors[:, :minilm] - alone[:, :minilm]).max() < 1e-5
+        assert float((vectors * alone).sum(axis=1).min()) > 0.995
+
+    same(real_embedder.encode(questions, batch_size=len(questions)))
     embedder = BatchingEmbedder(real_embedder)
     for _ in range(3):
         got = in_threads(lambda i: embedder.encode([questions[i]]), len(questions))
-        threaded = np.concatenate([np.asarray(g) for g in got])
-        assert np.abs(threaded - alone).max() < 1e-5
+        same(np.concatenate([np.asarray(g) for g in got]))
     assert embedder.largest_batch > 1  # the threads did share model calls

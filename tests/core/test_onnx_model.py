@@ -1,4 +1,4 @@
-"""The bundled model on onnxruntime: the same vectors as sentence-transformers, safe to share between threads."""
+"""The bundled MiniLM on onnxruntime: the same vectors as sentence-transformers, safe to share between threads."""
 
 from __future__ import annotations
 
@@ -10,11 +10,20 @@ import numpy as np
 import pytest
 
 from index.errors import ModelLoadError
+from index.retrieval.joint import JointEmbedder
 from index.retrieval.onnx_model import OnnxEmbedder, check_mean_pooled, fingerprint
 
 TEXTS = ["why does my lower back get tired after two motos?", "how do I hold the attack position?",
          "kettlebell swing for riders", "Hinge at the hips and keep the spine long while the knees stay soft.",
          "what tire pressure in sand", "best drill for hamstrings", "a", "how do i hindge corectly"]
+
+
+@pytest.fixture(scope="module")
+def minilm(real_embedder: JointEmbedder) -> OnnxEmbedder:
+    """The MiniLM half of the bundled pair."""
+    member = real_embedder.members[0]
+    assert isinstance(member, OnnxEmbedder)
+    return member
 
 
 def test_a_folder_that_is_not_mean_pooled_is_refused(tmp_path: Path) -> None:
@@ -31,11 +40,10 @@ def test_a_folder_that_is_not_mean_pooled_is_refused(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_the_runtime_gives_sentence_transformers_vectors_and_is_shared_safely_by_threads(
-        real_embedder: OnnxEmbedder) -> None:
+        minilm: OnnxEmbedder) -> None:
     from index.retrieval.embedding import SentenceEmbedder
 
-    assert isinstance(real_embedder, OnnxEmbedder)
-    alone = real_embedder.encode(TEXTS)
+    alone = minilm.encode(TEXTS)
     reference = SentenceEmbedder().encode(TEXTS)
     assert alone.shape == (len(TEXTS), 384) and alone.dtype == np.float32
     assert float((alone * reference).sum(axis=1).min()) > 0.99999
@@ -43,17 +51,17 @@ def test_the_runtime_gives_sentence_transformers_vectors_and_is_shared_safely_by
     # to the same texts encoded alone.
     calls = [TEXTS[i % len(TEXTS):] + TEXTS[:i % len(TEXTS)] for i in range(48)]
     with ThreadPoolExecutor(max_workers=8) as pool:
-        results = list(pool.map(real_embedder.encode, calls))
+        results = list(pool.map(minilm.encode, calls))
     for call, vectors in zip(calls, results, strict=True):
         expected = np.stack([alone[TEXTS.index(t)] for t in call])
         assert np.allclose(vectors, expected, atol=1e-5)
 
 
 @pytest.mark.slow
-def test_the_exported_graph_is_reused_by_its_fingerprint(real_embedder: OnnxEmbedder, tmp_path: Path) -> None:
-    graph = Path(real_embedder._cache_dir) / f"{real_embedder._folder.name}-{fingerprint(real_embedder._folder)}.onnx"
+def test_the_exported_graph_is_reused_by_its_fingerprint(minilm: OnnxEmbedder, tmp_path: Path) -> None:
+    graph = Path(minilm._cache_dir) / f"{minilm._folder.name}-{fingerprint(minilm._folder)}.onnx"
     assert graph.is_file()
-    graphs = sorted(Path(real_embedder._cache_dir).glob("*.onnx"))
-    again = OnnxEmbedder(real_embedder._folder, real_embedder.model_id, real_embedder._cache_dir)
-    assert np.allclose(again.encode(TEXTS[:2]), real_embedder.encode(TEXTS[:2]), atol=1e-6)
-    assert sorted(Path(real_embedder._cache_dir).glob("*.onnx")) == graphs  # nothing exported again
+    graphs = sorted(Path(minilm._cache_dir).glob("*.onnx"))
+    again = OnnxEmbedder(minilm._folder, minilm.model_id, minilm._cache_dir)
+    assert np.allclose(again.encode(TEXTS[:2]), minilm.encode(TEXTS[:2]), atol=1e-6)
+    assert sorted(Path(minilm._cache_dir).glob("*.onnx")) == graphs  # nothing exported again

