@@ -5,7 +5,7 @@
 The hybrid is exactly the engine the bot ships (index.engine.EngineSettings: nothing here is configured
 differently). Prints per dataset: nDCG@10, Recall@100, MRR@10, query latency; build throughput against raw
 `model.encode` on the same texts; search latency over a 10,000-chunk index; peak memory. Embeddings are
-cached in the data dir, so only the first run pays for embedding the corpora.
+cached in the data dir (one cache per index), so only the first run pays for embedding the corpora.
 """
 
 from __future__ import annotations
@@ -68,11 +68,15 @@ def main() -> int:
     args = parser.parse_args()
 
     embedder = make_embedder(SHIPPED.embed_model, args.data_dir)
-    cache_path = args.data_dir / "cache" / "embeddings.sqlite"
+    # One cache per index: a build keeps only its own passages in the cache it uses, so a shared one would
+    # drop one corpus's vectors while building the next, and every run would embed them again.
+    def cache_for(name: str) -> Path:
+        return args.data_dir / "cache" / f"{name}.sqlite"
+
     all_chunks: list[Chunk] = []
     for folder in args.folders:
         beir = load_beir(folder, args.split)
-        store = IndexStore(args.data_dir / beir.name, cache_path)
+        store = IndexStore(args.data_dir / beir.name, cache_for(beir.name))
         build = store.build(beir.documents, embedder, SHIPPED.fusion, built_by="bench")
         index = store.load(embedder)
         vectors = embedder.encode(list(beir.queries.values()))
@@ -90,7 +94,7 @@ def main() -> int:
 
     docs = [d for folder in args.folders for d in load_beir_corpus(folder / "corpus.jsonl")]
     chunks = chunk_documents(docs)[:10_000]
-    store = IndexStore(args.data_dir / "10k", cache_path)
+    store = IndexStore(args.data_dir / "10k", cache_for("10k"))
     chunk_doc_ids = {c.doc_id for c in chunks}
     store.build([d for d in docs if d.id in chunk_doc_ids], embedder, SHIPPED.fusion, built_by="bench")
     index = store.load(embedder)
