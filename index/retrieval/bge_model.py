@@ -30,6 +30,7 @@ import numpy as np
 
 from index.errors import ModelLoadError
 from index.retrieval.embedding import Vectors
+from index.retrieval.onnx_model import token_batches
 
 if TYPE_CHECKING:
     from tokenizers import Tokenizer
@@ -172,12 +173,8 @@ class BgeEmbedder:
             return np.zeros((0, self.dimension), dtype=np.float32)
         session = self._load()
         tokenizer = self._tokenizer()
-        # Longest first, so each batch pads to texts of about its own length (as sentence-transformers does).
-        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
         out = np.empty((len(texts), self.dimension), dtype=np.float32)
-        for start in range(0, len(order), max(1, batch_size)):
-            rows = order[start:start + max(1, batch_size)]
-            encodings = tokenizer.encode_batch([texts[i] for i in rows])
+        for rows, encodings in token_batches(tokenizer, texts, batch_size):
             feeds = {
                 "input_ids": np.array([e.ids for e in encodings], dtype=np.int64),
                 "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64),

@@ -65,3 +65,22 @@ def test_the_exported_graph_is_reused_by_its_fingerprint(minilm: OnnxEmbedder, t
     again = OnnxEmbedder(minilm._folder, minilm.model_id, minilm._cache_dir)
     assert np.allclose(again.encode(TEXTS[:2]), minilm.encode(TEXTS[:2]), atol=1e-6)
     assert sorted(Path(minilm._cache_dir).glob("*.onnx")) == graphs  # nothing exported again
+
+
+def test_long_passages_go_in_fewer_rows_and_every_text_once() -> None:
+    from tokenizers import Tokenizer
+
+    from index.retrieval.embedding import resolve_model_path
+    from index.retrieval.onnx_model import MAX_BATCH_TOKENS, token_batches
+
+    tokenizer = Tokenizer.from_file(str(resolve_model_path("bundled")[0] / "tokenizer.json"))
+    tokenizer.enable_truncation(max_length=256)
+    tokenizer.enable_padding()
+    texts = ["hinge " * n for n in (300, 5, 120, 1, 250, 40, 2, 200, 3, 90)] * 3
+    batches = list(token_batches(tokenizer, texts, batch_size=16))
+    assert sorted(r for rows, _ in batches for r in rows) == list(range(len(texts)))
+    for rows, encodings in batches:
+        assert len(rows) == len(encodings) <= 16
+        assert len(rows) == 1 or len(rows) * len(encodings[0].ids) <= MAX_BATCH_TOKENS
+    assert len(batches[0][0]) == MAX_BATCH_TOKENS // 256  # the longest, cut at 256 tokens: 4 a call
+    assert max(len(rows) for rows, _ in batches) == 16  # short texts still share a call
