@@ -174,7 +174,10 @@ class BgeEmbedder:
         session = self._load()
         tokenizer = self._tokenizer()
         out = np.empty((len(texts), self.dimension), dtype=np.float32)
-        for rows, encodings in token_batches(tokenizer, texts, batch_size):
+        # No cap on a call's tokens, unlike MiniLM: int8 scales are taken over the whole call, so smaller calls
+        # move bge's vectors, and 16 rows a call is what the ranking, the decline policy and BEIR were measured
+        # with (with 1,024 tokens a call, rider tune hit@3 measured 0.946 against 0.973).
+        for rows, encodings in token_batches(tokenizer, texts, batch_size, max_tokens=None):
             feeds = {
                 "input_ids": np.array([e.ids for e in encodings], dtype=np.int64),
                 "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64),

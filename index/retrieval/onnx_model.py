@@ -123,22 +123,22 @@ def exported_graph(folder: Path, cache_dir: Path) -> Path:
 
 # Rows x padded length of one model call. A call's attention takes memory with its rows times the square of
 # its padded length, and onnxruntime's arena keeps its largest call's memory for the life of the process.
-# Embedding the library in calls of 16 passages took the process (both models loaded: 320 MB) to 754 MB;
-# 2048 tokens a call, 637 MB; 1024 tokens, 468 MB, and the build no slower (23.2 passages a second against
-# 21.1). Long passages go in fewer rows; short questions still go 16 (or more) at a time.
+# Embedding the library in calls of 16 passages took the process (both models loaded: 320 MB) to 754 MB; with
+# MiniLM's calls capped at 1,024 tokens, 678 MB (bge is not capped: bge_model.py says why). MiniLM's vectors do
+# not depend on the batch. Long passages go in fewer rows; short questions still go 16 (or more) at a time.
 MAX_BATCH_TOKENS = 1024
 
 
-def token_batches(tokenizer: Tokenizer, texts: Sequence[str],
-                  batch_size: int) -> Iterator[tuple[list[int], list[Encoding]]]:
+def token_batches(tokenizer: Tokenizer, texts: Sequence[str], batch_size: int,
+                  max_tokens: int | None = MAX_BATCH_TOKENS) -> Iterator[tuple[list[int], list[Encoding]]]:
     """(rows, encodings) batches of `texts`, longest first so each pads to texts of about its own length (as
-    sentence-transformers does), each at most `batch_size` rows and MAX_BATCH_TOKENS padded tokens."""
+    sentence-transformers does), each at most `batch_size` rows and `max_tokens` padded tokens (None: no cap)."""
     order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
     start = 0
     while start < len(order):
         rows = order[start:start + max(1, batch_size)]
         encodings = tokenizer.encode_batch([texts[i] for i in rows])
-        fits = max(1, MAX_BATCH_TOKENS // max(1, len(encodings[0].ids)))
+        fits = max(1, max_tokens // max(1, len(encodings[0].ids))) if max_tokens else len(rows)
         start += min(fits, len(rows))
         yield rows[:fits], encodings[:fits]
 
