@@ -121,6 +121,18 @@ def exported_graph(folder: Path, cache_dir: Path) -> Path:
     return target
 
 
+def session_options(threads: int) -> Any:
+    """onnxruntime options for one of the bundled models: `threads` intra-op threads that sleep when idle."""
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    # Idle pool threads would otherwise spin for work, taking CPU the event loop needs.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return options
+
+
 # Rows x padded length of one model call. A call's attention takes memory with its rows times the square of
 # its padded length, and onnxruntime's arena keeps its largest call's memory for the life of the process.
 # Embedding the library in calls of 16 passages took the process (both models loaded: 320 MB) to 754 MB; with
@@ -175,11 +187,7 @@ class OnnxEmbedder:
                 from tokenizers import Tokenizer
 
                 graph = exported_graph(self._folder, self._cache_dir)
-                options = onnxruntime.SessionOptions()
-                options.intra_op_num_threads = self._threads or min(4, os.cpu_count() or 1)
-                options.inter_op_num_threads = 1
-                # Idle pool threads would otherwise spin for work, taking CPU the event loop needs.
-                options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+                options = session_options(self._threads or min(4, os.cpu_count() or 1))
                 try:
                     session = onnxruntime.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])
                     tokenizer = Tokenizer.from_file(str(self._folder / "tokenizer.json"))
