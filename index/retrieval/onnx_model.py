@@ -135,22 +135,22 @@ def session_options(threads: int) -> Any:
 
 # Rows x padded length of one model call. A call's attention takes memory with its rows times the square of
 # its padded length, and onnxruntime's arena keeps its largest call's memory for the life of the process.
-# Embedding the library in calls of 16 passages took the process (both models loaded: 320 MB) to 754 MB; with
-# MiniLM's calls capped at 1,024 tokens, 678 MB (bge is not capped: bge_model.py says why). MiniLM's vectors do
-# not depend on the batch. Long passages go in fewer rows; short questions still go 16 (or more) at a time.
+# Embedding the library in calls of 16 passages took the process (both models loaded: 320 MB) to 754 MB. MiniLM's
+# vectors do not depend on the batch, so its calls are capped (bge embeds one text a call: bge_model.py says
+# why). Long passages go in fewer rows; short questions still go 16 at a time.
 MAX_BATCH_TOKENS = 1024
 
 
 def token_batches(tokenizer: Tokenizer, texts: Sequence[str], batch_size: int,
-                  max_tokens: int | None = MAX_BATCH_TOKENS) -> Iterator[tuple[list[int], list[Encoding]]]:
+                  max_tokens: int = MAX_BATCH_TOKENS) -> Iterator[tuple[list[int], list[Encoding]]]:
     """(rows, encodings) batches of `texts`, longest first so each pads to texts of about its own length (as
-    sentence-transformers does), each at most `batch_size` rows and `max_tokens` padded tokens (None: no cap)."""
+    sentence-transformers does), each at most `batch_size` rows and `max_tokens` padded tokens."""
     order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
     start = 0
     while start < len(order):
         rows = order[start:start + max(1, batch_size)]
         encodings = tokenizer.encode_batch([texts[i] for i in rows])
-        fits = max(1, max_tokens // max(1, len(encodings[0].ids))) if max_tokens else len(rows)
+        fits = max(1, max_tokens // max(1, len(encodings[0].ids)))
         start += min(fits, len(rows))
         yield rows[:fits], encodings[:fits]
 

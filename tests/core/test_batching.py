@@ -261,13 +261,11 @@ def test_real_model_vectors_batched_equal_vectors_alone(real_embedder) -> None: 
                  "sections, and should my knees bend more than my hips?", "rdl", "kettlebell swing for riders",
                  "how do i hindge corectly"]
     alone = np.concatenate([real_embedder.encode([q]) for q in questions])
-    minilm = real_embedder.members[0].dimension
 
     def same(vectors: np.ndarray) -> None:
-        # MiniLM's half is the same whatever the batch; bge's int8 activations are scaled per batch, so its half
-        # moves a little with the batch mates (never the direction).
-        assert np.abs(vectors[:, :minilm] - alone[:, :minilm]).max() < 1e-5
-        assert float((vectors * alone).sum(axis=1).min()) > 0.995
+        # A question's vector does not depend on who else asked at the same time: MiniLM's does not depend on
+        # the batch, and bge embeds each text alone.
+        np.testing.assert_allclose(vectors, alone, atol=1e-5)
 
     same(real_embedder.encode(questions, batch_size=len(questions)))
     embedder = BatchingEmbedder(real_embedder)
