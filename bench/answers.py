@@ -68,7 +68,7 @@ def fit(engine, composer: AnswerComposer, cases) -> None:  # type: ignore[no-unt
     policy, x, y, tune = fitted_policy(engine.index, composer, cases)
     p = 1 / (1 + np.exp(-(policy.bias + x @ np.array(policy.weights))))
     print(f"fitted on {tune.sum()} tune questions: bias {policy.bias:.3f}, weights {list(policy.weights)}")
-    for threshold in (0.4, 0.5, 0.6):
+    for threshold in (0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7):
         on, off = (y == 1) & tune, (y == 0) & tune
         print(f"  threshold {threshold}: tune off-topic declined {np.mean(p[off] < threshold):.3f}, "
               f"on-topic wrongly declined {np.mean(p[on] < threshold):.3f}")

@@ -23,7 +23,8 @@ def test_a_paraphrased_question_finds_its_passage(tmp_path: Path, real_embedder)
     store = IndexStore(tmp_path / "data")
     store.build(load_library(library).documents, real_embedder)
     index = store.load(real_embedder)
-    assert index.manifest.model.id == "sentence-transformers/all-MiniLM-L6-v2 + BAAI/bge-small-en-v1.5-int8-onnx"
+    assert index.manifest.model.id == ("sentence-transformers/all-MiniLM-L6-v2 + "
+                                       "BAAI/bge-small-en-v1.5-int8-onnx (one text a call)")
     assert index.manifest.fusion == FusionSettings()  # the one engine: built and searched as it ships
     # The passage says "get tired early ... round the upper back": the question words it otherwise.
     hits = index.search("how come I get worn out so early when hunched over?", k=3)
