@@ -167,6 +167,7 @@ class BgeEmbedder:
             tokenizer = Tokenizer.from_str(self._tokenizer_json)
             # Configured once, when made, and never changed afterwards: this thread's copy only.
             tokenizer.enable_truncation(max_length=self._max_tokens)
+            tokenizer.no_padding()  # one text a call: padding would only be computed and thrown away
             self._local.tokenizer = tokenizer
         return tokenizer
 

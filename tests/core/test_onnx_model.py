@@ -75,12 +75,28 @@ def test_long_passages_go_in_fewer_rows_and_every_text_once() -> None:
 
     tokenizer = Tokenizer.from_file(str(resolve_model_path("bundled")[0] / "tokenizer.json"))
     tokenizer.enable_truncation(max_length=256)
-    tokenizer.enable_padding()
+    tokenizer.no_padding()  # as OnnxEmbedder loads it: the file itself pads every text to 128
     texts = ["hinge " * n for n in (300, 5, 120, 1, 250, 40, 2, 200, 3, 90)] * 3
-    batches = list(token_batches(tokenizer, texts, batch_size=16))
+    batches = list(token_batches(tokenizer, texts, batch_size=16, pad_id=0))
     assert sorted(r for rows, _ in batches for r in rows) == list(range(len(texts)))
-    for rows, encodings in batches:
-        assert len(rows) == len(encodings) <= 16
-        assert len(rows) == 1 or len(rows) * len(encodings[0].ids) <= MAX_BATCH_TOKENS
+    for rows, feed in batches:
+        ids, mask = feed["input_ids"], feed["attention_mask"]
+        assert len(rows) == ids.shape[0] == mask.shape[0] <= 16
+        assert len(rows) == 1 or ids.size <= MAX_BATCH_TOKENS
+        for n, row in enumerate(rows):  # each row is its text's tokens, then padding the mask leaves out
+            tokens = tokenizer.encode(texts[row]).ids
+            assert ids[n, :len(tokens)].tolist() == tokens and mask[n].sum() == len(tokens)
+            assert not ids[n, len(tokens):].any()
+        assert mask[0].all()  # the longest text of a batch sets its width: no column is padding only
     assert len(batches[0][0]) == MAX_BATCH_TOKENS // 256  # the longest, cut at 256 tokens: 4 a call
-    assert max(len(rows) for rows, _ in batches) > 8  # short texts still share a call
+    questions = ["how do I keep my back flat when I hinge at the hips?"] * 20
+    assert [len(rows) for rows, _ in token_batches(tokenizer, questions, batch_size=16)] == [16, 4]  # still share
+
+
+@pytest.mark.slow
+def test_a_question_is_not_padded_to_the_tokenizer_files_length(minilm: OnnxEmbedder) -> None:
+    from index.retrieval.onnx_model import token_batches
+
+    _, tokenizer = minilm._load()
+    [(rows, feed)] = list(token_batches(tokenizer, ["hinge at the hips"], 16))
+    assert rows == [0] and feed["input_ids"].shape == (1, len(tokenizer.encode("hinge at the hips").ids)) < (1, 16)
