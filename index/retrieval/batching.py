@@ -18,8 +18,9 @@ its own:
 - An exception from the model reaches every caller of that batch. `close()` stops batching; later calls go
   straight to the wrapped embedder.
 
-A batch's vectors equal each text's vector encoded alone (to float rounding, about 1e-7): the model pads
-within a batch and masks the padding out.
+A batch's vectors equal each text's vector encoded alone (to float rounding, about 1e-7): MiniLM pads within
+a batch and masks the padding out, and bge, whose int8 scales would otherwise come from the whole call, embeds
+each text alone (bge_model.py), so only MiniLM's half shares model calls.
 """
 
 from __future__ import annotations
