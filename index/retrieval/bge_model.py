@@ -36,7 +36,7 @@ import numpy as np
 
 from index.errors import ModelLoadError
 from index.retrieval.embedding import Vectors
-from index.retrieval.onnx_model import session_options
+from index.retrieval.onnx_model import session_options, token_batches
 
 if TYPE_CHECKING:
     from tokenizers import Tokenizer
@@ -178,14 +178,9 @@ class BgeEmbedder:
         session = self._load()
         tokenizer = self._tokenizer()
         out = np.empty((len(texts), self.dimension), dtype=np.float32)
-        for row, text in enumerate(texts):
-            encoding = tokenizer.encode(text)
-            feeds = {
-                "input_ids": np.array([encoding.ids], dtype=np.int64),
-                "attention_mask": np.array([encoding.attention_mask], dtype=np.int64),
-                "token_type_ids": np.array([encoding.type_ids], dtype=np.int64),
-            }
+        # One row a call (batch_size=1): the model inputs are built as MiniLM's are, with nothing to pad.
+        for rows, feeds in token_batches(tokenizer, texts, batch_size=1):
             hidden = session.run(None, {k: v for k, v in feeds.items() if k in self._input_names})[0]
             cls = np.asarray(hidden[0, 0, :], dtype=np.float32)
-            out[row] = cls / max(float(np.linalg.norm(cls)), 1e-12)
+            out[rows[0]] = cls / max(float(np.linalg.norm(cls)), 1e-12)
         return out
