@@ -131,7 +131,8 @@ def main() -> None:
         variations = [{}, *({"passage_weight": w} for w in (0.3, 0.45, 0.8, 1.0)), {"own_repeat": 1},
                       *({"standalone_confidence": c} for c in (0.7, 0.9, 1.01)),
                       *({"off_topic_margin": m} for m in (0.05, 0.08, 0.15, 9.0)),
-                      *({"follow_up_threshold": t} for t in (0.4, 0.5)), {"amounts_follow": False},
+                      *({"follow_up_threshold": t} for t in (0.3, 0.5, 0.6)),
+                      *({"declined_alone_below": a} for a in (None, 0.3, 0.4, 0.5)), {"amounts_follow": False},
                       {"amounts_in_topic_follow": False}]
         for change in variations:
             composer.context = replace(base, **change)  # type: ignore[arg-type]

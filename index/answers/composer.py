@@ -230,10 +230,11 @@ class AnswerComposer:
         alone = not history or not refers_back(question)
         hits, terms, confidence = self._search(index, query, vector, guild_id) if alone else ([], set(), 0.0)
         # Only a follow-up searched alone and declined there needs the (cheap) test of its words against the topic.
-        in_topic = bool(history) and alone and confidence < threshold and asks_amount(question) and \
+        alone_bar = threshold if self.context.declined_alone_below is None else self.context.declined_alone_below
+        in_topic = bool(history) and alone and confidence < alone_bar and asks_amount(question) and \
             self.aids(index).words_in_documents_of(set(index.lexical.tokenize(without_amount(query))),
                                                    _last_quoted(history))
-        if history and not self.context.stands_alone(question, confidence, threshold, in_topic):
+        if history and not self.context.stands_alone(question, confidence, alone_bar, in_topic):
             # Context may lend a follow-up its topic, never launder an off-topic question: the off-topic
             # similarity and the word coverage stay those of the rider's own words.
             own = self.evidence(index, vector, [], set(index.lexical.tokenize(query)))

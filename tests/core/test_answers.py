@@ -202,8 +202,10 @@ class TestRealLibrary:
         # off-topic topics cover welding, trailers, sleep and decking (index/answers/data/off_topic.txt); 0.989
         # (and 0.006 wrongly declined, from 0.018) since English words are never spelled into library words. 0.917
         # with the bundled pair since 30 everyday near misses joined (chopsticks, a guitarist's posture, a boxing
-        # stance: 10 of them answered); the first 91 off-topic questions are all declined.
-        assert overall.off_topic_declined >= 0.9, report.wrongly_answered
+        # stance: 10 of them answered); the first 91 off-topic questions are all declined. 0.989 since everyday
+        # domains joined the guard and the policy was refitted (60 more near misses written blind, half held out),
+        # with 0.012 wrongly declined (two vague tune questions).
+        assert overall.off_topic_declined >= 0.97, report.wrongly_answered
         assert overall.on_topic_declined <= 0.015, report.wrongly_declined
         typos = [part for part in report.subsets if part.name.startswith("typo")]
         assert typos and all(part.clean_hit_at_3 is not None for part in typos)
