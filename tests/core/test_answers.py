@@ -222,7 +222,8 @@ class TestRealLibrary:
         share, wrong = lead_share(library_engine.index, AnswerComposer(), cases)
         # A regression guard at the measured share: 0.667 with the top document's summary or nearest sentence,
         # 0.867 (tune and holdout alike) since every cited summary competes with the quoted sentences
-        # (index/answers/leads.py). The target is 0.9, not reached yet.
+        # (index/answers/leads.py); 0.889 with the pair, 0.867 since the refitted decline policy declines one
+        # vague held-out question ("my back looks like a banana..."). The target is 0.9, not reached yet.
         assert share >= 0.86, wrong
 
     def test_a_phone_typed_question_is_answered_like_its_clean_form(self, library_engine: Engine) -> None:
