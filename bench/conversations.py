@@ -133,7 +133,8 @@ def main() -> None:
                       *({"off_topic_margin": m} for m in (0.05, 0.08, 0.15, 9.0)),
                       *({"follow_up_threshold": t} for t in (0.3, 0.5, 0.6)),
                       *({"declined_alone_below": a} for a in (None, 0.3, 0.4, 0.5)), {"amounts_follow": False},
-                      {"amounts_in_topic_follow": False}]
+                      {"amounts_in_topic_follow": False},
+                      *({"self_contained_unknown_words": n} for n in (None, 1, 3))]
         for change in variations:
             composer.context = replace(base, **change)  # type: ignore[arg-type]
             results = replay(engine, composer, tune, alone_too=False)

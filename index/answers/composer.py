@@ -27,7 +27,7 @@ from index.answers.drills import best_drill, drill_suggestion
 from index.answers.excerpts import select_excerpt
 from index.answers.leads import DocumentLead, LeadPolicy, SentenceVectors, choose_lead
 from index.answers.models import Answer, Citation, DrillSuggestion, VideoLink
-from index.answers.spelling import Speller
+from index.answers.spelling import Speller, english_words
 from index.answers.text import Shorthand, about_training, clean_question, has_words, mentions_pain
 from index.library.documents import Document, Kind
 from index.retrieval.embedding import Vectors
@@ -54,6 +54,7 @@ KIND_BONUS = 1.0
 # A passage that sends the reader to a professional is the library's safety text: right for a pain
 # question, an odd quote for any other (it often ranks only because its document's summary matches).
 _REFERRAL = re.compile(r"\b(doctor|physiotherapist|physio|medical professional)s?\b", re.I)
+_LOWER_WORD = re.compile(r"[a-z]+")
 
 
 @dataclass(frozen=True)
@@ -148,6 +149,19 @@ class LibraryAids:
         document_terms = self.document_terms()
         return all(any(t in document_terms.get(d, ()) for d in documents) for t in terms)
 
+    def words_unknown_to_library(self, text: str) -> set[str]:
+        """The English words of `text` (three letters or more, not stopwords) whose stems no passage uses."""
+        index = self._index()
+        if index is None:
+            return set()
+        vocabulary, english = index.lexical.vocabulary, english_words()
+        unknown = set()
+        for word in set(_LOWER_WORD.findall(text.lower())):
+            stems = index.lexical.tokenize(word) if len(word) >= 3 and word in english else []
+            if stems and not any(stem in vocabulary for stem in stems):
+                unknown.add(word)
+        return unknown
+
     def passage_vectors(self, passage_ids: Sequence[str]) -> Vectors:
         """The index's own vectors of these passages (ids it no longer holds are left out): no model call."""
         index = self._index()
@@ -227,14 +241,15 @@ class AnswerComposer:
         threshold = self.policy.threshold
         # A follow-up that refers back ("is there a video of that?") is searched with its context only; any other
         # question is searched alone first, and a conversation's earlier turns are never embedded again.
-        alone = not history or not refers_back(question)
+        unknown = len(self.aids(index).words_unknown_to_library(query)) if history else 0
+        alone = not history or not refers_back(question) or self.context.self_contained(unknown)
         hits, terms, confidence = self._search(index, query, vector, guild_id) if alone else ([], set(), 0.0)
         # Only a follow-up searched alone and declined there needs the (cheap) test of its words against the topic.
         alone_bar = threshold if self.context.declined_alone_below is None else self.context.declined_alone_below
         in_topic = bool(history) and alone and confidence < alone_bar and asks_amount(question) and \
             self.aids(index).words_in_documents_of(set(index.lexical.tokenize(without_amount(query))),
                                                    _last_quoted(history))
-        if history and not self.context.stands_alone(question, confidence, alone_bar, in_topic):
+        if history and not self.context.stands_alone(question, confidence, alone_bar, in_topic, unknown):
             # Context may lend a follow-up its topic, never launder an off-topic question: the off-topic
             # similarity and the word coverage stay those of the rider's own words.
             own = self.evidence(index, vector, [], set(index.lexical.tokenize(query)))

@@ -50,3 +50,13 @@ def test_other_questions_keep_their_rules() -> None:
     assert not policy.stands_alone("why do my legs die in the whoops", confidence_alone=0.75, threshold=0.7)
     assert policy.stands_alone("who won anaheim 1", confidence_alone=0.2, threshold=0.7)
     assert not policy.stands_alone("is there a video of that", confidence_alone=0.95, threshold=0.7)
+
+
+def test_a_follow_up_naming_things_the_library_never_mentions_stands_alone() -> None:
+    """Its pronouns point inside it ("its roots are poking out of the pot"), not back at the conversation."""
+    policy = ContextPolicy()
+    question = "how do i repot my cactus, its roots are poking out of the pot"
+    assert policy.stands_alone(question, confidence_alone=0.1, threshold=0.55, unknown_words=2)
+    assert not policy.stands_alone(question, confidence_alone=0.1, threshold=0.55, unknown_words=1)
+    assert not ContextPolicy(self_contained_unknown_words=None).stands_alone(
+        question, confidence_alone=0.1, threshold=0.55, unknown_words=5)

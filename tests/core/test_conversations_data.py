@@ -26,7 +26,9 @@ SPLITS = {"tune", "holdout"}
 # the 106 tune off-topic questions). Issue 15's held-out target, 0.9, is one follow-up away.
 TUNE_FOLLOW_UP_FLOOR = 0.9
 HOLDOUT_FOLLOW_UP_FLOOR = 0.89
-OFF_TOPIC_FOLLOW_UP_FLOOR = 0.93
+# Off-topic follow-ups: 0.972 (103 of 106) since a follow-up naming two words the library never uses is searched
+# alone (0.934 before).
+OFF_TOPIC_FOLLOW_UP_FLOOR = 0.96
 
 
 @pytest.fixture(scope="module")
@@ -163,3 +165,18 @@ def test_a_vague_amount_is_answered_in_its_topic_and_declined_outside_it(library
     assert follow_up.answered
     assert "core-training-for-riders" in {c.document_id for c in follow_up.citations[:3]}
     assert not composer.ask(index, "how much protein should i eat a day", history=[turn_of(first)]).answered
+
+
+def test_pronouns_inside_an_off_topic_question_do_not_pull_in_the_context(library_engine: Any) -> None:
+    """"its roots ... the pot" points inside the question: it names two things the library never mentions, so it is
+    judged alone and declined, while "is there a video of that?" still follows the hinge answer."""
+    from index.answers.composer import AnswerComposer, turn_of
+
+    composer = AnswerComposer()
+    index = library_engine.index
+    first = turn_of(composer.ask(index, "how do I hinge properly?"))
+    cactus = "how do i repot my cactus, its roots are poking out of the pot"
+    assert composer.aids(index).words_unknown_to_library(cactus) >= {"cactus", "pot"}
+    assert not composer.ask(index, cactus, history=[first]).answered
+    video = composer.ask(index, "is there a video of that?", history=[first])
+    assert video.answered and video.videos
