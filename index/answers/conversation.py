@@ -8,7 +8,8 @@ the library answers confidently on its own (or declines on its own) is searched 
 not dragged back to the old one and an off-topic question is never laundered by what came before. A question
 that asks for an amount ("how many sets", "how long per side") is an amount of something: asked after others
 and answered alone, it is searched with its context even with no word pointing back; declined alone, only when
-its other words are in the documents the conversation last cited. The rules and weights were
+its other words are in the documents the conversation last cited. A follow-up that names two English words the
+library never uses is about them, whatever its pronouns point at, and is judged alone. The rules and weights were
 chosen on the tune part of tests/data/conversations.jsonl (bench/conversations.py --grid).
 """
 
