@@ -274,7 +274,7 @@ class AnswerComposer:
         more = [self._cite(index, n, hit, terms)
                 for n, hit in enumerate(chosen[MAX_CITATIONS:MAX_CITATIONS + MAX_MORE], MAX_CITATIONS + 1)]
         docs = [index.documents.get(c.document_id) for c in citations]
-        lead = self.lead(index, vector, citations)
+        lead = self.lead(index, vector, citations, query)
         drill = self._drill(index, query, vector, hits, docs, guild_id, seen.drills) if about_training(clean) else None
         return Answer(
             question=question, answered=True, status="answered", lead=lead, citations=citations, more=more,
@@ -302,13 +302,15 @@ class AnswerComposer:
             text = self.aids(index).speller.correct(text)
         return self.shorthand.expand(text)
 
-    def lead(self, index: SearchIndex, vector: Vectors, citations: Sequence[Citation]) -> str:
+    def lead(self, index: SearchIndex, vector: Vectors, citations: Sequence[Citation], query: str = "") -> str:
         aids = self.aids(index)
+        # A video's summary describes the video: it answers "is there a video of...", not "do crunches help".
+        wants_video = bool(_KIND_HINTS[Kind.VIDEO.value].search(query))
 
         def document(doc_id: str) -> DocumentLead | None:
             doc = index.documents.get(doc_id)
             heading, summary = aids.heading_vector(doc_id), aids.summary_vector(doc_id)
-            if doc is None or heading is None or summary is None:
+            if doc is None or heading is None or summary is None or (doc.kind is Kind.VIDEO and not wants_video):
                 return None
             return DocumentLead(summary=doc.summary, heading=heading, vector=summary)
 

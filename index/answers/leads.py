@@ -3,9 +3,10 @@
 The candidates are the summary of every cited document and every sentence of the quoted excerpts; the one
 nearest the question leads. A summary is scored by the mean of two cosines with the question, its
 document's own question (or title) and the summary itself, so a summary written for another question
-loses to a sentence that answers this one. Sentence vectors come from `SentenceVectors`, computed once
-per sentence of the library, and document vectors from the composer's `LibraryAids`, computed once per
-index: choosing a lead costs no model call.
+loses to a sentence that answers this one. A video's summary describes the video, so it competes only when the
+question asks for a video (the composer leaves it out otherwise). Sentence vectors come from `SentenceVectors`,
+computed once per sentence of the library, and document vectors from the composer's `LibraryAids`, computed once
+per index: choosing a lead costs no model call.
 """
 
 from __future__ import annotations
