@@ -36,7 +36,7 @@ def test_paragraphs_are_packed_up_to_the_limit_and_short_tails_merged() -> None:
 
 
 def test_a_long_paragraph_splits_at_sentence_ends() -> None:
-    body = " ".join(sentence(i) for i in range(50))  # 600 words, one paragraph
+    body = " ".join(sentence(i) for i in range(MAX_WORDS // 4))  # 12 words a sentence: 3 x MAX_WORDS, one paragraph
     chunks = chunk_document(doc(body))
     assert len(chunks) >= 3
     assert all(c.text.endswith("end.") for c in chunks)
