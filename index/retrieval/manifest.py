@@ -16,7 +16,8 @@ from index.retrieval.fusion import FusionSettings
 # 3: dense vectors are windows, with window_chunks.npy mapping each window to its chunk.
 # 4: lexical/pairs.npz holds the word-pair index; learned-combiner indexes hold sentence vectors.
 # 5: one vector per chunk again, no word pairs, no sentence vectors: the one engine the bot ships.
-FORMAT_VERSION = 5
+# 6: the lexical index is BM25+ (it was Lucene's BM25); an older index is rebuilt at start-up from the cache.
+FORMAT_VERSION = 6
 MANIFEST_NAME = "manifest.json"
 
 

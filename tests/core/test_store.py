@@ -11,6 +11,8 @@ from index.engine import Engine
 from index.errors import BuildInProgressError, IndexLoadError, LibraryError
 from index.library.documents import load_library
 from index.retrieval.fusion import FusionSettings
+from index.retrieval.lexical import LexicalIndex
+from index.retrieval.manifest import FORMAT_VERSION
 from index.retrieval.store import IndexStore
 from tests.helpers import HashingEmbedder, small_library, write_doc
 
@@ -94,6 +96,25 @@ def test_loading_checks_the_model_the_format_and_the_files(tmp_path: Path, libra
     (folder / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(IndexLoadError, match="format 99"):
         store.load(HashingEmbedder())
+
+
+def test_an_index_of_an_older_format_is_rebuilt_at_start_up(tmp_path: Path, library: Path) -> None:
+    # An upgrade changes what an index holds (format 6: BM25+ instead of Lucene's BM25): the bot must start on
+    # a fresh build, not refuse to start or search the old one.
+    engine = Engine(tmp_path / "data", library, HashingEmbedder())
+    old = engine.load()
+    folder = engine.store.current_folder()
+    assert folder is not None
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["format_version"] = FORMAT_VERSION - 1
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+
+    upgraded = Engine(tmp_path / "data", library, HashingEmbedder()).load()
+    assert upgraded.manifest.format_version == FORMAT_VERSION
+    assert upgraded.manifest.built_at > old.manifest.built_at
+    assert engine.store.current_folder() != folder
+    assert upgraded.lexical.method == LexicalIndex.METHOD == "bm25+"
+    assert upgraded.search("what tire pressure in sand", k=1)[0].chunk.doc_id == "tire-care"
 
 
 def test_only_one_build_at_a_time(tmp_path: Path, library: Path) -> None:
