@@ -128,6 +128,14 @@ def test_mentions_and_markdown_are_stripped_before_searching() -> None:
     assert Shorthand({"rdl": "romanian deadlift"}).expand("rdls") == "rdls"
 
 
+def test_shorthand_reads_stick_as_a_dowel_only_as_a_noun() -> None:
+    shorthand = Shorthand()  # the shipped pairs
+    assert shorthand.expand("should my inside foot stick out to the side") == \
+        "should my inside foot stick out to the side"
+    assert shorthand.expand("how do u do the stick drill").endswith("(dowel)")
+    assert shorthand.expand("hinge with a stick and a wall").endswith("(dowel)")
+
+
 def test_the_json_rendering_has_the_answer_shape(small_engine: Engine) -> None:
     answer = AnswerComposer(policy=ALWAYS).ask(small_engine.index, "attack position elbows")
     data = json.loads(render_json(answer))
@@ -225,8 +233,9 @@ class TestRealLibrary:
         # 0.867 (tune and holdout alike) since every cited summary competes with the quoted sentences
         # (index/answers/leads.py); 0.889 with the pair, 0.867 since the refitted decline policy declines one
         # vague held-out question ("my back looks like a banana..."), 0.889 since a video's summary leads only a
-        # question that asks for a video. The target is 0.9, not reached yet.
-        assert share >= 0.88, wrong
+        # question that asks for a video. 0.853 since 30 questions written and labelled blind joined (0.800 on
+        # those) and "stick" means a dowel only as a noun. The target is 0.9, not reached yet.
+        assert share >= 0.84, wrong
 
     def test_a_video_description_leads_only_a_question_asking_for_a_video(self, library_engine: Engine) -> None:
         composer = AnswerComposer()
