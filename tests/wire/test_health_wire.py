@@ -7,6 +7,7 @@ while: /healthz must answer 503 "gateway not connected" until the bot is back, t
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import sqlite3
@@ -96,10 +97,19 @@ def test_healthz_is_503_while_the_gateway_reconnects_and_200_again_after(
     status, body = poll(health_is(port, 200), 30, "/healthz 200 after the reconnect", bot.log)
     assert body == {"status": "ok", "problems": []}
 
-    # "Database writable" wrote to the database file itself, not to a TEMP table.
-    with sqlite3.connect(bot.data_dir / "hinge.sqlite3") as db:
-        rows = db.execute("SELECT id, checked_at FROM health_probe").fetchall()
-    assert len(rows) == 1 and rows[0][0] == 1
+    # "Database writable" wrote to the database file itself, not to a TEMP table. A probe that ran while
+    # another write of the bot was open joined it, and its row lands when that write commits: poll briefly.
+    def probe_rows() -> list[tuple[int, str]]:
+        with contextlib.closing(sqlite3.connect(bot.data_dir / "hinge.sqlite3")) as db:
+            return db.execute("SELECT id, checked_at FROM health_probe").fetchall()
+
+    rows: list[tuple[int, str]] = []
+    deadline = time.monotonic() + 10
+    while not rows and time.monotonic() < deadline:
+        healthz(port)
+        rows = probe_rows()
+        time.sleep(0.1)
+    assert len(rows) == 1 and rows[0][0] == 1, f"health_probe rows: {rows}\nbot log:\n{bot.log()[-4000:]}"
 
 
 async def test_database_writable_means_the_database_file_takes_a_write(tmp_path: Path) -> None:
