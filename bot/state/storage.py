@@ -5,6 +5,7 @@ The schema is versioned: each migration runs once, in order, inside a transactio
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -245,6 +246,11 @@ class Storage:
             joined = self.db.in_transaction
         except RuntimeError:  # not open
             return False
+        # Shielded: a probe cancelled between its write and its commit (a health request given up on) would
+        # leave its transaction open, and every later write of the bot would join it and never be committed.
+        return await asyncio.shield(self._probe(joined))
+
+    async def _probe(self, joined: bool) -> bool:
         try:
             await self.db.execute("CREATE TABLE IF NOT EXISTS health_probe "
                                   "(id INTEGER PRIMARY KEY CHECK (id = 1), checked_at TEXT NOT NULL)")

@@ -7,6 +7,7 @@ while: /healthz must answer 503 "gateway not connected" until the bot is back, t
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import re
@@ -143,5 +144,34 @@ async def test_the_probe_never_commits_a_transaction_it_did_not_open(tmp_path: P
         await storage.db.rollback()
         async with storage.db.execute("SELECT count(*) FROM other_work") as cursor:
             assert await cursor.fetchone() == (0,), "the other write was rolled back, not committed by the probe"
+    finally:
+        await storage.close()
+
+
+async def test_a_probe_given_up_on_still_commits_its_write(tmp_path: Path) -> None:
+    # A cancelled probe must not leave its transaction open: later probes would join it and never commit.
+    path = tmp_path / "hinge.sqlite3"
+    storage = Storage(path)
+    await storage.open()
+    try:
+        probe = asyncio.create_task(storage.writable())
+        await asyncio.sleep(0)  # the probe has started
+        probe.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await probe
+
+        def committed_rows() -> int:
+            with contextlib.closing(sqlite3.connect(path)) as db:
+                try:
+                    return int(db.execute("SELECT count(*) FROM health_probe").fetchone()[0])
+                except sqlite3.OperationalError:  # no table yet
+                    return 0
+
+        for _ in range(500):  # at most about 5 s
+            if committed_rows():
+                break
+            await asyncio.sleep(0.01)
+        assert committed_rows() == 1, "the probe's write was committed although its caller gave up"
+        assert not storage.db.in_transaction
     finally:
         await storage.close()
