@@ -105,36 +105,36 @@ class CoachStore:
         return _request(row) if row else None
 
     async def create_request(self, guild_id: int, question: str, vector: Vectors | None) -> int:
-        cursor = await self.db.execute(
-            "INSERT INTO coach_requests (guild_id, question, vector, created_at) VALUES (?, ?, ?, ?)",
-            (guild_id, question, vector.astype(np.float32).tobytes() if vector is not None else None, _now()))
-        await self.db.commit()
+        async with self.storage.transaction() as db:
+            cursor = await db.execute(
+                "INSERT INTO coach_requests (guild_id, question, vector, created_at) VALUES (?, ?, ?, ?)",
+                (guild_id, question, vector.astype(np.float32).tobytes() if vector is not None else None, _now()))
         return int(cursor.lastrowid or 0)
 
     async def set_card(self, request_id: int, channel_id: int, message_id: int) -> None:
-        await self.db.execute("UPDATE coach_requests SET card_channel_id = ?, card_message_id = ? WHERE id = ?",
-                              (channel_id, message_id, request_id))
-        await self.db.commit()
+        async with self.storage.transaction() as db:
+            await db.execute("UPDATE coach_requests SET card_channel_id = ?, card_message_id = ? WHERE id = ?",
+                             (channel_id, message_id, request_id))
 
     async def close(self, request_id: int, status: str, by: str, merged_into: int | None = None) -> None:
-        await self.db.execute("UPDATE coach_requests SET status = ?, closed_at = ?, closed_by = ?, merged_into = ? "
-                              "WHERE id = ?", (status, _now(), by, merged_into, request_id))
-        await self.db.commit()
+        async with self.storage.transaction() as db:
+            await db.execute("UPDATE coach_requests SET status = ?, closed_at = ?, closed_by = ?, merged_into = ? "
+                             "WHERE id = ?", (status, _now(), by, merged_into, request_id))
 
     async def add_asker(self, request_id: int, question_id: int | None, question: str, user_id: int | None,
                         channel_id: int | None, message_id: int | None, private: bool, reason: str) -> bool:
         """False when this question is already on that card (a second press of the same button)."""
-        cursor = await self.db.execute(
-            "INSERT OR IGNORE INTO coach_askers (request_id, question_id, question, user_id, channel_id, message_id, "
-            "private, reason, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (request_id, question_id, question, user_id, channel_id, message_id, int(private), reason, _now()))
-        await self.db.commit()
+        async with self.storage.transaction() as db:
+            cursor = await db.execute(
+                "INSERT OR IGNORE INTO coach_askers (request_id, question_id, question, user_id, channel_id, "
+                "message_id, private, reason, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (request_id, question_id, question, user_id, channel_id, message_id, int(private), reason, _now()))
         return bool(cursor.rowcount)
 
     async def move_askers(self, from_request: int, to_request: int) -> None:
-        await self.db.execute("UPDATE OR IGNORE coach_askers SET request_id = ? WHERE request_id = ?",
-                              (to_request, from_request))
-        await self.db.commit()
+        async with self.storage.transaction() as db:
+            await db.execute("UPDATE OR IGNORE coach_askers SET request_id = ? WHERE request_id = ?",
+                             (to_request, from_request))
 
     async def askers(self, request_id: int, include_withdrawn: bool = False) -> list[Asker]:
         sql = f"SELECT {_ASKER} FROM coach_askers WHERE request_id = ?" + ("" if include_withdrawn else
@@ -149,12 +149,12 @@ class CoachStore:
         return _asker(row) if row else None
 
     async def withdraw(self, asker_id: int) -> None:
-        await self.db.execute("UPDATE coach_askers SET withdrawn = 1 WHERE id = ?", (asker_id,))
-        await self.db.commit()
+        async with self.storage.transaction() as db:
+            await db.execute("UPDATE coach_askers SET withdrawn = 1 WHERE id = ?", (asker_id,))
 
     async def mark_delivered(self, asker_id: int) -> None:
-        await self.db.execute("UPDATE coach_askers SET delivered_at = ? WHERE id = ?", (_now(), asker_id))
-        await self.db.commit()
+        async with self.storage.transaction() as db:
+            await db.execute("UPDATE coach_askers SET delivered_at = ? WHERE id = ?", (_now(), asker_id))
 
     async def open_queue(self, guild_id: int) -> list[tuple[CoachRequest, int]]:
         """Open cards with their number of (not withdrawn) askers, oldest first."""
@@ -168,29 +168,30 @@ class CoachStore:
     async def save_answer(self, request_id: int, guild_id: int, coach_id: int, coach_name: str, question: str,
                           title: str, text: str, link: str | None, document_id: str) -> int:
         now = _now()
-        cursor = await self.db.execute(
-            "INSERT INTO coach_answers (request_id, guild_id, coach_id, coach_name, question, title, text, link, "
-            "document_id, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (request_id, guild_id, coach_id, coach_name, question, title, text, link, document_id, now, now))
-        # Closed in the same transaction: a crash right after the answer is stored must not leave its card open
-        # (after a restart the card would still offer Answer, and a second answer would become a second document).
-        await self.db.execute("UPDATE coach_requests SET status = 'answered', closed_at = ?, closed_by = ? "
-                              "WHERE id = ? AND status = 'open'", (now, coach_name, request_id))
-        await self.db.commit()
+        async with self.storage.transaction() as db:
+            cursor = await db.execute(
+                "INSERT INTO coach_answers (request_id, guild_id, coach_id, coach_name, question, title, text, link, "
+                "document_id, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (request_id, guild_id, coach_id, coach_name, question, title, text, link, document_id, now, now))
+            # Closed in the same transaction: a crash right after the answer is stored must not leave its card open
+            # (after a restart the card would still offer Answer, and a second answer would become a second document).
+            await db.execute("UPDATE coach_requests SET status = 'answered', closed_at = ?, closed_by = ? "
+                             "WHERE id = ? AND status = 'open'", (now, coach_name, request_id))
         return int(cursor.lastrowid or 0)
 
     async def update_answer_text(self, answer_id: int, title: str, text: str, link: str | None) -> None:
-        await self.db.execute("UPDATE coach_answers SET title = ?, text = ?, link = ?, written = 0, indexed = 0, "
-                              "updated_at = ? WHERE id = ?", (title, text, link, _now(), answer_id))
-        await self.db.commit()
+        async with self.storage.transaction() as db:
+            await db.execute("UPDATE coach_answers SET title = ?, text = ?, link = ?, written = 0, indexed = 0, "
+                             "updated_at = ? WHERE id = ?", (title, text, link, _now(), answer_id))
 
     async def mark_answer(self, answer_id: int, **flags: bool) -> None:
-        for name, value in flags.items():
-            if name not in ("written", "indexed", "removed"):
-                raise ValueError(name)
-            await self.db.execute(f"UPDATE coach_answers SET {name} = ?, updated_at = ? WHERE id = ?",
-                                  (int(value), _now(), answer_id))
-        await self.db.commit()
+        unknown = set(flags) - {"written", "indexed", "removed"}
+        if unknown:
+            raise ValueError(sorted(unknown))
+        async with self.storage.transaction() as db:
+            for name, value in flags.items():
+                await db.execute(f"UPDATE coach_answers SET {name} = ?, updated_at = ? WHERE id = ?",
+                                 (int(value), _now(), answer_id))
 
     async def answer(self, answer_id: int) -> CoachAnswer | None:
         async with self.db.execute(f"SELECT {_ANSWER} FROM coach_answers WHERE id = ?", (answer_id,)) as cursor:

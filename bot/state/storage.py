@@ -6,7 +6,8 @@ The schema is versioned: each migration runs once, in order, inside a transactio
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import contextlib
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -202,6 +203,7 @@ class Storage:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._db: aiosqlite.Connection | None = None
+        self._write_lock = asyncio.Lock()
 
     @property
     def db(self) -> aiosqlite.Connection:
@@ -235,53 +237,63 @@ class Storage:
             # executescript commits first; the version bump rides in the same script.
             await self.db.executescript(f"BEGIN;\n{script}\nPRAGMA user_version = {version};\nCOMMIT;")
 
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        """One write transaction: committed when the block ends, rolled back when it raises.
+
+        Every write goes through here. The bot's coroutines share one connection, so without the lock one
+        writer's commit would also commit another's half-done statements (a purge's first DELETE without its
+        second), and a writer that found another's transaction open could not tell when it ended. Commit and
+        rollback are shielded: a writer cancelled half-way never leaves a transaction open.
+        """
+        async with self._write_lock:
+            try:
+                yield self.db
+            except BaseException:
+                await asyncio.shield(self._rollback())
+                raise
+            await asyncio.shield(self.db.commit())
+
+    async def _rollback(self) -> None:
+        with contextlib.suppress(aiosqlite.Error, ValueError, RuntimeError):
+            await self.db.rollback()
+
     async def writable(self) -> bool:
         """Commit a real write to the database file (its one-row `health_probe` table).
 
-        A TEMP table lives outside the file, so it passes on a read-only disk; this does not. When
-        another write of this connection is still open, the probe joins it and leaves the commit
-        to its owner, so it never commits someone else's half-done transaction.
+        A TEMP table lives outside the file, so it passes on a read-only disk; this does not. The probe is a
+        write transaction like any other (`transaction`): it waits for the one in progress, and commits only
+        its own row.
         """
-        try:
-            joined = self.db.in_transaction
-        except RuntimeError:  # not open
-            return False
-        # Shielded: a probe cancelled between its write and its commit (a health request given up on) would
-        # leave its transaction open, and every later write of the bot would join it and never be committed.
-        return await asyncio.shield(self._probe(joined))
+        # Shielded: a health request given up on still finishes its probe, which holds the write lock.
+        return await asyncio.shield(self._probe())
 
-    async def _probe(self, joined: bool) -> bool:
+    async def _probe(self) -> bool:
         try:
-            await self.db.execute("CREATE TABLE IF NOT EXISTS health_probe "
-                                  "(id INTEGER PRIMARY KEY CHECK (id = 1), checked_at TEXT NOT NULL)")
-            await self.db.execute("INSERT OR REPLACE INTO health_probe (id, checked_at) VALUES (1, ?)", (_now(),))
-            if not joined:
-                await self.db.commit()
-            return True
-        except (aiosqlite.Error, ValueError):
-            if not joined:  # end the transaction the failed write opened
-                try:
-                    await self.db.rollback()
-                except (aiosqlite.Error, ValueError):
-                    return False
+            async with self.transaction() as db:
+                await db.execute("CREATE TABLE IF NOT EXISTS health_probe "
+                                 "(id INTEGER PRIMARY KEY CHECK (id = 1), checked_at TEXT NOT NULL)")
+                await db.execute("INSERT OR REPLACE INTO health_probe (id, checked_at) VALUES (1, ?)", (_now(),))
+        except (aiosqlite.Error, ValueError, RuntimeError):  # RuntimeError: not open
             return False
+        return True
 
     # -- questions and feedback -------------------------------------------------------------
     async def log_question(self, question: str, answered: bool, status: str, top_score: float | None,
                            confidence: float | None, latency_ms: float, guild_id: int | None,
                            channel_id: int | None, user_id: int | None, private: bool = False,
                            answer_json: str | None = None) -> int:
-        cursor = await self.db.execute(
-            "INSERT INTO questions (asked_at, question, answered, status, top_score, confidence, latency_ms, "
-            "guild_id, channel_id, user_id, private, answer_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (_now(), question, int(answered), status, top_score, confidence, latency_ms, guild_id, channel_id,
-             user_id, int(private), answer_json))
-        await self.db.commit()
+        async with self.transaction() as db:
+            cursor = await db.execute(
+                "INSERT INTO questions (asked_at, question, answered, status, top_score, confidence, latency_ms, "
+                "guild_id, channel_id, user_id, private, answer_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (_now(), question, int(answered), status, top_score, confidence, latency_ms, guild_id, channel_id,
+                 user_id, int(private), answer_json))
         return int(cursor.lastrowid or 0)
 
     async def set_question_message(self, question_id: int, message_id: int) -> None:
-        await self.db.execute("UPDATE questions SET message_id = ? WHERE id = ?", (message_id, question_id))
-        await self.db.commit()
+        async with self.transaction() as db:
+            await db.execute("UPDATE questions SET message_id = ? WHERE id = ?", (message_id, question_id))
 
     async def question(self, question_id: int) -> str | None:
         record = await self.question_record(question_id)
@@ -300,33 +312,33 @@ class Storage:
 
     async def forget_user(self, user_id: int) -> int:
         """Delete a rider's questions and feedback (their /forget-me); returns how many questions went."""
-        await self.db.execute("DELETE FROM feedback WHERE user_id = ? OR question_id IN "
-                              "(SELECT id FROM questions WHERE user_id = ?)", (user_id, user_id))
-        await self.db.execute("UPDATE coach_askers SET user_id = NULL, question = '', withdrawn = 1 "
-                              "WHERE user_id = ?", (user_id,))
-        await self.db.execute("DELETE FROM conversations WHERE user_id = ?", (user_id,))
-        cursor = await self.db.execute("DELETE FROM questions WHERE user_id = ?", (user_id,))
-        await self.db.commit()
+        async with self.transaction() as db:
+            await db.execute("DELETE FROM feedback WHERE user_id = ? OR question_id IN "
+                             "(SELECT id FROM questions WHERE user_id = ?)", (user_id, user_id))
+            await db.execute("UPDATE coach_askers SET user_id = NULL, question = '', withdrawn = 1 "
+                             "WHERE user_id = ?", (user_id,))
+            await db.execute("DELETE FROM conversations WHERE user_id = ?", (user_id,))
+            cursor = await db.execute("DELETE FROM questions WHERE user_id = ?", (user_id,))
         return int(cursor.rowcount)
 
     async def purge_older_than(self, days: int) -> int:
         """Delete questions and feedback older than `days` (the retention setting); returns how many questions."""
         before = (datetime.now(UTC) - timedelta(days=days)).isoformat()
-        await self.db.execute("DELETE FROM feedback WHERE at < ? OR question_id IN "
-                              "(SELECT id FROM questions WHERE asked_at < ?)", (before, before))
-        cursor = await self.db.execute("DELETE FROM questions WHERE asked_at < ?", (before,))
-        await self.db.commit()
+        async with self.transaction() as db:
+            await db.execute("DELETE FROM feedback WHERE at < ? OR question_id IN "
+                             "(SELECT id FROM questions WHERE asked_at < ?)", (before, before))
+            cursor = await db.execute("DELETE FROM questions WHERE asked_at < ?", (before,))
         return int(cursor.rowcount)
 
     async def record_feedback(self, question_id: int, user_id: int, helpful: bool) -> bool:
         """Store (or change) one user's vote on one answer; False if the answer is unknown."""
         if await self.question(question_id) is None:
             return False
-        await self.db.execute(
-            "INSERT INTO feedback (question_id, user_id, helpful, at) VALUES (?, ?, ?, ?) "
-            "ON CONFLICT (question_id, user_id) DO UPDATE SET helpful = excluded.helpful, at = excluded.at",
-            (question_id, user_id, int(helpful), _now()))
-        await self.db.commit()
+        async with self.transaction() as db:
+            await db.execute(
+                "INSERT INTO feedback (question_id, user_id, helpful, at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (question_id, user_id) DO UPDATE SET helpful = excluded.helpful, at = excluded.at",
+                (question_id, user_id, int(helpful), _now()))
         return True
 
     async def feedback_counts(self) -> tuple[int, int]:
@@ -349,24 +361,24 @@ class Storage:
 
     # -- reindex audit ----------------------------------------------------------------------
     async def start_reindex(self, user_id: int | None, user_name: str | None) -> int:
-        cursor = await self.db.execute("INSERT INTO reindexes (started_at, user_id, user_name) VALUES (?, ?, ?)",
-                                       (_now(), user_id, user_name))
-        await self.db.commit()
+        async with self.transaction() as db:
+            cursor = await db.execute("INSERT INTO reindexes (started_at, user_id, user_name) VALUES (?, ?, ?)",
+                                      (_now(), user_id, user_name))
         return int(cursor.lastrowid or 0)
 
     async def finish_reindex(self, record_id: int, ok: bool, documents: int | None = None, chunks: int | None = None,
                              added: int | None = None, changed: int | None = None, removed: int | None = None,
                              seconds: float | None = None, error: str | None = None,
                              embedded: int | None = None) -> None:
-        await self.db.execute(
-            "UPDATE reindexes SET finished_at = ?, ok = ?, documents = ?, chunks = ?, added = ?, changed = ?, "
-            "removed = ?, seconds = ?, error = ?, embedded = ? WHERE id = ?",
-            (_now(), int(ok), documents, chunks, added, changed, removed, seconds, error, embedded, record_id))
-        await self.db.commit()
+        async with self.transaction() as db:
+            await db.execute(
+                "UPDATE reindexes SET finished_at = ?, ok = ?, documents = ?, chunks = ?, added = ?, changed = ?, "
+                "removed = ?, seconds = ?, error = ?, embedded = ? WHERE id = ?",
+                (_now(), int(ok), documents, chunks, added, changed, removed, seconds, error, embedded, record_id))
 
     async def delete_reindex(self, record_id: int) -> None:
-        await self.db.execute("DELETE FROM reindexes WHERE id = ?", (record_id,))
-        await self.db.commit()
+        async with self.transaction() as db:
+            await db.execute("DELETE FROM reindexes WHERE id = ?", (record_id,))
 
     async def last_reindex(self) -> ReindexRecord | None:
         sql = ("SELECT started_at, finished_at, user_name, ok, documents, chunks, seconds FROM reindexes "
@@ -393,11 +405,11 @@ class Storage:
 
     async def save_conversation(self, channel_id: int, guild_id: int | None, user_id: int | None,
                                 turns: list[Turn]) -> None:
-        await self.db.execute(
-            "INSERT INTO conversations (channel_id, guild_id, user_id, turns, updated_at) VALUES (?, ?, ?, ?, ?) "
-            "ON CONFLICT (channel_id) DO UPDATE SET turns = excluded.turns, updated_at = excluded.updated_at",
-            (channel_id, guild_id, user_id, _TURNS.dump_json(turns[-MAX_KEPT_TURNS:]).decode(), _now()))
-        await self.db.commit()
+        async with self.transaction() as db:
+            await db.execute(
+                "INSERT INTO conversations (channel_id, guild_id, user_id, turns, updated_at) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT (channel_id) DO UPDATE SET turns = excluded.turns, updated_at = excluded.updated_at",
+                (channel_id, guild_id, user_id, _TURNS.dump_json(turns[-MAX_KEPT_TURNS:]).decode(), _now()))
 
     # -- per-server settings ----------------------------------------------------------------
     async def guild_settings(self, guild_id: int) -> GuildSettings:
@@ -417,10 +429,10 @@ class Storage:
             marks = ", ".join("?" for _ in values)
             updates = ", ".join(f"{name} = excluded.{name}" for name in values)
             params = [v.isoformat() if isinstance(v, datetime) else v for v in values.values()]
-            await self.db.execute(f"INSERT INTO guild_settings (guild_id, {names}, updated_at) VALUES (?, {marks}, ?) "
-                                  f"ON CONFLICT (guild_id) DO UPDATE SET {updates}, updated_at = excluded.updated_at",
-                                  (guild_id, *params, _now()))
-            await self.db.commit()
+            async with self.transaction() as db:
+                await db.execute(f"INSERT INTO guild_settings (guild_id, {names}, updated_at) VALUES (?, {marks}, ?) "
+                                 f"ON CONFLICT (guild_id) DO UPDATE SET {updates}, updated_at = excluded.updated_at",
+                                 (guild_id, *params, _now()))
         return await self.guild_settings(guild_id)
 
     async def configured_guilds(self) -> list[GuildSettings]:

@@ -134,16 +134,44 @@ async def test_database_writable_means_the_database_file_takes_a_write(tmp_path:
         assert db.execute("SELECT count(*) FROM health_probe").fetchone() == (1,)
 
 
-async def test_the_probe_never_commits_a_transaction_it_did_not_open(tmp_path: Path) -> None:
-    storage = Storage(tmp_path / "hinge.sqlite3")
+@pytest.mark.parametrize("other_writer", ["commits", "fails"])
+async def test_the_probe_waits_for_the_write_in_progress_and_commits_only_its_own(tmp_path: Path,
+                                                                                  other_writer: str) -> None:
+    # The bug this replaces: a probe that found another write's transaction open joined it and left the commit
+    # to its owner; when the owner committed before the probe's INSERT, that INSERT opened a transaction no one
+    # ever committed, and /healthz said ok while no probe landed again.
+    path = tmp_path / "hinge.sqlite3"
+    storage = Storage(path)
     await storage.open()
     try:
-        await storage.db.execute("CREATE TABLE other_work (x INTEGER)")
-        await storage.db.execute("INSERT INTO other_work (x) VALUES (1)")  # someone else's open transaction
-        assert await storage.writable()
-        await storage.db.rollback()
-        async with storage.db.execute("SELECT count(*) FROM other_work") as cursor:
-            assert await cursor.fetchone() == (0,), "the other write was rolled back, not committed by the probe"
+        async with storage.transaction() as db:
+            await db.execute("CREATE TABLE other_work (x INTEGER)")
+        writing, release = asyncio.Event(), asyncio.Event()
+
+        async def other_write() -> None:
+            async with storage.transaction() as db:
+                await db.execute("INSERT INTO other_work (x) VALUES (1)")
+                writing.set()
+                await release.wait()
+                if other_writer == "fails":
+                    raise RuntimeError("the other writer fails half-way")
+
+        other = asyncio.create_task(other_write())
+        await writing.wait()
+        probe = asyncio.create_task(storage.writable())
+        await asyncio.sleep(0.05)
+        assert not probe.done(), "the probe waits for the write in progress"
+        release.set()
+        if other_writer == "fails":
+            with pytest.raises(RuntimeError):
+                await other
+        else:
+            await other
+        assert await probe
+        assert not storage.db.in_transaction, "no transaction is left open"
+        with contextlib.closing(sqlite3.connect(path)) as db:
+            assert db.execute("SELECT count(*) FROM other_work").fetchone() == (int(other_writer == "commits"),)
+            assert db.execute("SELECT count(*) FROM health_probe").fetchone() == (1,)
     finally:
         await storage.close()
 
@@ -173,5 +201,43 @@ async def test_a_probe_given_up_on_still_commits_its_write(tmp_path: Path) -> No
             await asyncio.sleep(0.01)
         assert committed_rows() == 1, "the probe's write was committed although its caller gave up"
         assert not storage.db.in_transaction
+    finally:
+        await storage.close()
+
+
+async def test_probes_and_other_writes_at_the_same_time_leave_no_transaction_open(tmp_path: Path) -> None:
+    # What /healthz met in the wire test: the retention purge and a probe at the same moment.
+    path = tmp_path / "hinge.sqlite3"
+    storage = Storage(path)
+    await storage.open()
+    try:
+        for n in range(30):
+            await asyncio.gather(storage.purge_older_than(30), storage.writable())
+            await asyncio.gather(storage.log_question(f"question {n}", True, "answered", 0.5, 0.9, 5.0, 1, 2, 3),
+                                 storage.writable(), storage.purge_older_than(30))
+            assert not storage.db.in_transaction, f"a transaction was left open in round {n}"
+        with contextlib.closing(sqlite3.connect(path)) as db:
+            assert db.execute("SELECT count(*) FROM health_probe").fetchone() == (1,)
+            assert db.execute("SELECT count(*) FROM questions").fetchone() == (30,)
+    finally:
+        await storage.close()
+
+
+async def test_a_probe_commits_its_own_row_when_the_write_it_met_ends_under_it(tmp_path: Path) -> None:
+    # The exact interleaving the wire test met: a probe starts while another write's transaction is open, and
+    # that write commits between the probe's two statements. The probe's row must still be committed.
+    path = tmp_path / "hinge.sqlite3"
+    storage = Storage(path)
+    await storage.open()
+    try:
+        await storage.db.execute("INSERT INTO questions (asked_at, question, answered, status, latency_ms) "
+                                 "VALUES ('2026-12-06T00:00:00+00:00', 'q', 1, 'answered', 1.0)")
+        probe = asyncio.create_task(storage.writable())
+        await asyncio.sleep(0)  # the probe has found the transaction open and queued its first statement
+        await storage.db.commit()
+        assert await probe
+        assert not storage.db.in_transaction, "the probe left a transaction open"
+        with contextlib.closing(sqlite3.connect(path)) as db:
+            assert db.execute("SELECT count(*) FROM health_probe").fetchone() == (1,)
     finally:
         await storage.close()
