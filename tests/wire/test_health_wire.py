@@ -15,7 +15,7 @@ import sqlite3
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import aiosqlite
@@ -74,6 +74,25 @@ def bot_and_fake(tmp_path: Path) -> Iterator[tuple[FakeDiscord, BotProcess, int]
         fake.stop()
 
 
+@pytest.fixture
+async def storage(tmp_path: Path) -> AsyncIterator[Storage]:
+    opened = Storage(tmp_path / "hinge.sqlite3")
+    await opened.open()
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
+def committed_probes(path: Path) -> int:
+    """Probe rows another connection sees in the database file (0 before the table exists)."""
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        try:
+            return int(db.execute("SELECT count(*) FROM health_probe").fetchone()[0])
+        except sqlite3.OperationalError:  # no such table yet
+            return 0
+
+
 @pytest.mark.slow
 def test_healthz_is_503_while_the_gateway_reconnects_and_200_again_after(
         bot_and_fake: tuple[FakeDiscord, BotProcess, int]) -> None:
@@ -98,18 +117,9 @@ def test_healthz_is_503_while_the_gateway_reconnects_and_200_again_after(
     status, body = poll(health_is(port, 200), 30, "/healthz 200 after the reconnect", bot.log)
     assert body == {"status": "ok", "problems": []}
 
-    # "Database writable" wrote to the database file itself, not to a TEMP table. A probe that ran while
-    # another write of the bot was open joined it, and its row lands when that write commits: poll briefly.
-    def probe_rows() -> list[tuple[int, str]]:
-        with contextlib.closing(sqlite3.connect(bot.data_dir / "hinge.sqlite3")) as db:
-            return db.execute("SELECT id, checked_at FROM health_probe").fetchall()
-
-    rows: list[tuple[int, str]] = []
-    deadline = time.monotonic() + 10
-    while not rows and time.monotonic() < deadline:
-        healthz(port)
-        rows = probe_rows()
-        time.sleep(0.1)
+    # "Database writable" wrote to the database file itself, not to a TEMP table.
+    with contextlib.closing(sqlite3.connect(bot.data_dir / "hinge.sqlite3")) as db:
+        rows = db.execute("SELECT id, checked_at FROM health_probe").fetchall()
     assert len(rows) == 1 and rows[0][0] == 1, f"health_probe rows: {rows}\nbot log:\n{bot.log()[-4000:]}"
 
 
@@ -135,109 +145,76 @@ async def test_database_writable_means_the_database_file_takes_a_write(tmp_path:
 
 
 @pytest.mark.parametrize("other_writer", ["commits", "fails"])
-async def test_the_probe_waits_for_the_write_in_progress_and_commits_only_its_own(tmp_path: Path,
+async def test_the_probe_waits_for_the_write_in_progress_and_commits_only_its_own(storage: Storage,
                                                                                   other_writer: str) -> None:
     # The bug this replaces: a probe that found another write's transaction open joined it and left the commit
     # to its owner; when the owner committed before the probe's INSERT, that INSERT opened a transaction no one
     # ever committed, and /healthz said ok while no probe landed again.
-    path = tmp_path / "hinge.sqlite3"
-    storage = Storage(path)
-    await storage.open()
-    try:
+    async with storage.transaction() as db:
+        await db.execute("CREATE TABLE other_work (x INTEGER)")
+    writing, release = asyncio.Event(), asyncio.Event()
+
+    async def other_write() -> None:
         async with storage.transaction() as db:
-            await db.execute("CREATE TABLE other_work (x INTEGER)")
-        writing, release = asyncio.Event(), asyncio.Event()
+            await db.execute("INSERT INTO other_work (x) VALUES (1)")
+            writing.set()
+            await release.wait()
+            if other_writer == "fails":
+                raise RuntimeError("the other writer fails half-way")
 
-        async def other_write() -> None:
-            async with storage.transaction() as db:
-                await db.execute("INSERT INTO other_work (x) VALUES (1)")
-                writing.set()
-                await release.wait()
-                if other_writer == "fails":
-                    raise RuntimeError("the other writer fails half-way")
-
-        other = asyncio.create_task(other_write())
-        await writing.wait()
-        probe = asyncio.create_task(storage.writable())
-        await asyncio.sleep(0.05)
-        assert not probe.done(), "the probe waits for the write in progress"
-        release.set()
-        if other_writer == "fails":
-            with pytest.raises(RuntimeError):
-                await other
-        else:
+    other = asyncio.create_task(other_write())
+    await writing.wait()
+    probe = asyncio.create_task(storage.writable())
+    await asyncio.sleep(0.05)
+    assert not probe.done(), "the probe waits for the write in progress"
+    release.set()
+    if other_writer == "fails":
+        with pytest.raises(RuntimeError):
             await other
-        assert await probe
-        assert not storage.db.in_transaction, "no transaction is left open"
-        with contextlib.closing(sqlite3.connect(path)) as db:
-            assert db.execute("SELECT count(*) FROM other_work").fetchone() == (int(other_writer == "commits"),)
-            assert db.execute("SELECT count(*) FROM health_probe").fetchone() == (1,)
-    finally:
-        await storage.close()
+    else:
+        await other
+    assert await probe
+    assert not storage.db.in_transaction, "no transaction is left open"
+    with contextlib.closing(sqlite3.connect(storage.path)) as db:
+        assert db.execute("SELECT count(*) FROM other_work").fetchone() == (int(other_writer == "commits"),)
+    assert committed_probes(storage.path) == 1
 
 
-async def test_a_probe_given_up_on_still_commits_its_write(tmp_path: Path) -> None:
-    # A cancelled probe must not leave its transaction open: later probes would join it and never commit.
-    path = tmp_path / "hinge.sqlite3"
-    storage = Storage(path)
-    await storage.open()
-    try:
-        probe = asyncio.create_task(storage.writable())
-        await asyncio.sleep(0)  # the probe has started
-        probe.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await probe
-
-        def committed_rows() -> int:
-            with contextlib.closing(sqlite3.connect(path)) as db:
-                try:
-                    return int(db.execute("SELECT count(*) FROM health_probe").fetchone()[0])
-                except sqlite3.OperationalError:  # no table yet
-                    return 0
-
-        for _ in range(500):  # at most about 5 s
-            if committed_rows():
-                break
-            await asyncio.sleep(0.01)
-        assert committed_rows() == 1, "the probe's write was committed although its caller gave up"
-        assert not storage.db.in_transaction
-    finally:
-        await storage.close()
+async def test_a_probe_given_up_on_still_commits_its_write(storage: Storage) -> None:
+    # A cancelled probe still finishes: it holds the write lock, and its transaction must not be left open.
+    probe = asyncio.create_task(storage.writable())
+    await asyncio.sleep(0)  # the probe has started
+    probe.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await probe
+    for _ in range(500):  # at most about 5 s
+        if committed_probes(storage.path):
+            break
+        await asyncio.sleep(0.01)
+    assert committed_probes(storage.path) == 1, "the probe's write was committed although its caller gave up"
+    assert not storage.db.in_transaction
 
 
-async def test_probes_and_other_writes_at_the_same_time_leave_no_transaction_open(tmp_path: Path) -> None:
+async def test_probes_and_other_writes_at_the_same_time_leave_no_transaction_open(storage: Storage) -> None:
     # What /healthz met in the wire test: the retention purge and a probe at the same moment.
-    path = tmp_path / "hinge.sqlite3"
-    storage = Storage(path)
-    await storage.open()
-    try:
-        for n in range(30):
-            await asyncio.gather(storage.purge_older_than(30), storage.writable())
-            await asyncio.gather(storage.log_question(f"question {n}", True, "answered", 0.5, 0.9, 5.0, 1, 2, 3),
-                                 storage.writable(), storage.purge_older_than(30))
-            assert not storage.db.in_transaction, f"a transaction was left open in round {n}"
-        with contextlib.closing(sqlite3.connect(path)) as db:
-            assert db.execute("SELECT count(*) FROM health_probe").fetchone() == (1,)
-            assert db.execute("SELECT count(*) FROM questions").fetchone() == (30,)
-    finally:
-        await storage.close()
+    for n in range(30):
+        await asyncio.gather(storage.purge_older_than(30), storage.writable())
+        await asyncio.gather(storage.log_question(f"question {n}", True, "answered", 0.5, 0.9, 5.0, 1, 2, 3),
+                             storage.writable(), storage.purge_older_than(30))
+        assert not storage.db.in_transaction, f"a transaction was left open in round {n}"
+    assert committed_probes(storage.path) == 1
+    with contextlib.closing(sqlite3.connect(storage.path)) as db:
+        assert db.execute("SELECT count(*) FROM questions").fetchone() == (30,)
 
 
-async def test_a_probe_commits_its_own_row_when_the_write_it_met_ends_under_it(tmp_path: Path) -> None:
+async def test_a_probe_commits_its_own_row_when_the_write_it_met_ends_under_it(storage: Storage) -> None:
     # The exact interleaving the wire test met: a probe starts while another write's transaction is open, and
     # that write commits between the probe's two statements. The probe's row must still be committed.
-    path = tmp_path / "hinge.sqlite3"
-    storage = Storage(path)
-    await storage.open()
-    try:
-        await storage.db.execute("INSERT INTO questions (asked_at, question, answered, status, latency_ms) "
-                                 "VALUES ('2026-12-06T00:00:00+00:00', 'q', 1, 'answered', 1.0)")
-        probe = asyncio.create_task(storage.writable())
-        await asyncio.sleep(0)  # the probe has found the transaction open and queued its first statement
-        await storage.db.commit()
-        assert await probe
-        assert not storage.db.in_transaction, "the probe left a transaction open"
-        with contextlib.closing(sqlite3.connect(path)) as db:
-            assert db.execute("SELECT count(*) FROM health_probe").fetchone() == (1,)
-    finally:
-        await storage.close()
+    await storage.db.execute("INSERT INTO questions (asked_at, question, answered, status, latency_ms) "
+                             "VALUES ('2026-12-06T00:00:00+00:00', 'q', 1, 'answered', 1.0)")
+    probe = asyncio.create_task(storage.writable())
+    await asyncio.sleep(0)  # the probe has found the transaction open and queued its first statement
+    await storage.db.commit()
+    assert await probe
+    assert not storage.db.in_transaction, "the probe left a transaction open"
+    assert committed_probes(storage.path) == 1
