@@ -289,3 +289,81 @@ def test_a_reply_sent_just_before_a_kill_is_not_sent_again_long_after(tmp_path: 
             assert "Traceback" not in bot.log(), bot.log()[-6000:]
     finally:
         fake.stop()
+
+
+def test_withdraw_dismiss_merge_edit_and_forget_over_the_wire(trust: Running) -> None:
+    w, fake, data = trust.w, trust.w.fake, trust.data
+    coach = {"user_id": COACH, "roles": [w.coach_role]}
+    # Withdraw: the rider's own button; the card says so.
+    withdrawn_ask = ask_declined(w, trust, OFF_TOPIC[4], RIDER + 20)
+    withdrawn_card = wait_card(w, OFF_TOPIC[4])
+    shown = answer_message(withdrawn_ask)
+    pressed = fake.click(shown, next(c for c in components(shown) if c.startswith("hinge:withdraw:")),
+                         user_id=RIDER + 20)
+    settled(fake, [pressed], trust.bot)
+    assert "won't get this one" in pressed.text
+    assert fake.message(int(withdrawn_card["id"]))["embeds"][0]["title"].startswith("Withdrawn")
+    # Dismiss.
+    ask_declined(w, trust, OFF_TOPIC[5], RIDER + 21)
+    dismissed = wait_card(w, OFF_TOPIC[5])
+    closed = fake.click(dismissed, button(dismissed, "dismiss"), **coach)
+    settled(fake, [closed], trust.bot)
+    assert fake.message(int(dismissed["id"]))["embeds"][0]["title"].startswith("Not for us")
+    # Merge one card into another: its rider then hears the other card's answer.
+    merged_ask = ask_declined(w, trust, OFF_TOPIC[6], RIDER + 22)
+    ask_declined(w, trust, OFF_TOPIC[7], RIDER + 23)
+    source, target = wait_card(w, OFF_TOPIC[6]), wait_card(w, OFF_TOPIC[7])
+    menu = fake.click(source, button(source, "merge"), **coach)
+    settled(fake, [menu], trust.bot)
+    [select] = [m for m in menu.messages.values() if components(m)]
+    target_id = button(target, "answer").rsplit(":", 1)[1]
+    chosen = fake.click(select, components(select)[0], component_type=3, values=[target_id], **coach)
+    settled(fake, [chosen], trust.bot)
+    assert f"Merged into #{target_id}" in chosen.text, chosen.text
+    modal = open_modal(w, target, trust.bot)
+    submit = fake.submit_modal(modal, {"answer": "Soap and warm water, then a plastic restorer.",
+                                       "title": "Clean plastics", "link": ""}, **coach)
+    settled(fake, [submit], trust.bot)
+    assert "Sent to 2 riders" in submit.text, submit.text
+    merged_message = answer_message(merged_ask)
+    fake.wait_until(lambda: replies_to(fake, w.rider_channel, merged_message["id"]) or None, 30, "the merged reply")
+    fake.wait_until(lambda: rows(data, "SELECT indexed FROM coach_answers") == [(1,)] or None, 60, "indexed")
+    # Edit by the author: the library file and the index follow.
+    [(doc_id,)] = rows(data, "SELECT document_id FROM coach_answers")
+    answered = fake.message(int(target["id"]))
+    edit_id = next(c for c in components(answered) if c.startswith("hinge:card:edit:"))
+    edit = fake.click(answered, edit_id, **coach)
+    settled(fake, [edit], trust.bot)
+    assert edit.modal is not None
+    saved = fake.submit_modal(edit, {"answer": "Warm water, dish soap, and a soft brush.", "title": "Clean plastics",
+                                     "link": ""}, **coach)
+    settled(fake, [saved], trust.bot)
+    assert f"Updated `{doc_id}`" in saved.text, saved.text
+    fake.wait_until(lambda: rows(data, "SELECT written, indexed FROM coach_answers") == [(1, 1)] or None, 60,
+                    "the edit indexed")
+    [path] = list((data / "library").rglob(f"{doc_id}.md"))
+    assert "soft brush" in path.read_text()
+    # /forget by an admin: gone from the files, the index and the card's Edit button.
+    forget = fake.slash("forget", document=doc_id, admin=True, user_id=RIDER + 30)
+    settled(fake, [forget], trust.bot)
+    assert f"Removed `{doc_id}`" in forget.text, forget.text
+    assert not list((data / "library").rglob(f"{doc_id}.md"))
+    again = fake.slash("ask", question=OFF_TOPIC[7], user_id=RIDER + 31)
+    settled(fake, [again], trust.bot)
+    assert "soft brush" not in again.text
+
+
+def test_a_discord_error_on_a_reply_is_retried_while_the_bot_runs(trust: Running) -> None:
+    w, fake, data = trust.w, trust.w.fake, trust.data
+    asked = answer_message(ask_declined(w, trust, OFF_TOPIC[8], RIDER + 40))
+    card = wait_card(w, OFF_TOPIC[8])
+    modal = open_modal(w, card, trust.bot)
+    fake.fail("POST", rf"^/channels/{w.rider_channel}/messages$", status=500, times=2)
+    submit = fake.submit_modal(modal, {"answer": "The series website has a form.", "title": "Registering",
+                                       "link": ""}, user_id=COACH, roles=[w.coach_role])
+    settled(fake, [submit], trust.bot)
+    assert "Thanks!" in submit.text, submit.text  # saved: the coach is not asked to try again
+    fake.wait_until(lambda: replies_to(fake, w.rider_channel, asked["id"]) or None, 60, "the retried reply")
+    fake.wait_until(lambda: rows(data, "SELECT written, indexed FROM coach_answers") == [(1, 1)] or None, 60,
+                    "the library file and the index, without a restart")
+    assert len(replies_to(fake, w.rider_channel, asked["id"])) == 1
