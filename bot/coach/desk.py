@@ -190,7 +190,7 @@ class CoachDesk:
             await self.refresh_card(request.id)
         except discord.HTTPException:
             log.warning("could not update the coach card %s", request.id, exc_info=True)
-        path = contributions.path_for(self.bot.engine.library_dir, answer.document_id)
+        path = contributions.path_for(self.bot.engine.library_dir, answer.guild_id, answer.document_id)
         if not answer.written:
             text = contributions.render(self.draft(answer, request))
             async with self.bot.library.changing():
@@ -238,7 +238,7 @@ class CoachDesk:
         await self.finish(updated)
 
     async def forget(self, answer: CoachAnswer, user_id: int, user_name: str) -> None:
-        path = contributions.path_for(self.bot.engine.library_dir, answer.document_id)
+        path = contributions.path_for(self.bot.engine.library_dir, answer.guild_id, answer.document_id)
         if path.exists():
             await self.bot.library.remove(path, user_id, user_name)
         await self.store.mark_answer(answer.id, removed=True)
