@@ -1,5 +1,8 @@
 """Every change to the library goes through one `LibraryEditor`: uploads, /reindex, coach answers, /forget.
 
+A team's uploads and coach answers live in its own server's folder of the team library
+(`<library>/guilds/<guild id>/<kind folder>/`), and that folder is what makes a document the server's own.
+
 One asyncio lock covers a whole change (write the file, rebuild, swap), so a /reindex can never start between
 an upload's checks and its build, and two uploads with one id can never both pass. Anything a failed change
 did is rolled back; the index in use keeps answering throughout.
@@ -18,7 +21,7 @@ from bot.ops.metrics import Metrics
 from bot.state.storage import Storage
 from index.engine import Engine
 from index.errors import BuildInProgressError, HingeError, KnowledgeFileError, LibraryError
-from index.library.documents import KIND_FOLDERS, Document, Kind, load_file
+from index.library.documents import COACH_PREFIX, KIND_FOLDERS, Document, Kind, guild_folder, load_file
 from index.retrieval.embedding import ProgressFn
 from index.retrieval.search import SearchIndex
 from index.retrieval.store import BuildReport
@@ -82,14 +85,16 @@ class LibraryEditor:
         return report
 
     async def add_upload(self, name: str, data: bytes, kind: Kind, user_id: int, user_name: str,
-                         progress: ProgressFn | None = None) -> tuple[Document, BuildReport]:
-        """Validate an uploaded file, save it into the team's folder (never over an existing document) and
-        rebuild; on any failure the file is taken back out and nothing is recorded."""
+                         progress: ProgressFn | None = None, *, guild_id: int) -> tuple[Document, BuildReport]:
+        """Validate a file uploaded in server `guild_id`, save it into that server's folder (never over an existing
+        document) and rebuild; on any failure the file is taken back out and nothing is recorded."""
         doc = await asyncio.to_thread(validate_upload, name, data, kind)
+        doc = doc.model_copy(update={"guild_id": guild_id})  # the server it came from, whatever the file says
         async with self.changing():
             if doc.id in self.engine.index.documents:
                 raise KnowledgeFileError(name, "id", f"the library already has a document “{doc.id}”")
-            target = self.engine.library_dir / KIND_FOLDERS[doc.kind] / f"{doc.id}{Path(name).suffix.lower()}"
+            target = (guild_folder(self.engine.library_dir, guild_id) / KIND_FOLDERS[doc.kind]
+                      / f"{doc.id}{Path(name).suffix.lower()}")
             await asyncio.to_thread(create_exclusive, target, data)
             try:
                 report = await self.rebuild(user_id, user_name, progress, record_failure=False)
@@ -123,4 +128,8 @@ def validate_upload(name: str, data: bytes, kind: Kind) -> Document:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / Path(name).name
         path.write_bytes(data)
-        return load_file(path, kind)
+        doc = load_file(path, kind)
+    if doc.id.startswith(COACH_PREFIX):
+        # The coach answers' ids: a file holding one would stop the next coach answer with that id loading.
+        raise KnowledgeFileError(name, "id", f"ids starting with “{COACH_PREFIX}” are kept for the coaches' answers")
+    return doc
