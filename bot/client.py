@@ -17,12 +17,13 @@ from bot.ops.metrics import Metrics
 from bot.ops.web import HealthServer
 from bot.settings import Settings
 from bot.state.conversations import ConversationDesk
-from bot.state.library import LibraryEditor
+from bot.state.library import LibraryEditor, place_legacy_files
 from bot.state.storage import Storage
 from index.answers.composer import AnswerComposer
 from index.answers.conversation import Turn
 from index.answers.models import Answer
 from index.engine import Engine
+from index.errors import HingeError
 
 log = logging.getLogger(__name__)
 
@@ -82,11 +83,19 @@ class HingeBot(commands.Bot):
 
     async def setup_hook(self) -> None:
         await self.storage.open()
+        moved = await self._place_legacy_library_files()
         if not self.engine.owner.loaded:
             started = time.perf_counter()
             # Loading (or a first build) is CPU work: off the event loop.
+            if moved:
+                try:
+                    await asyncio.to_thread(self.engine.build, built_by="start-up (library files moved)")
+                except HingeError:  # the previous index serves on: a bad file must not keep the bot down
+                    log.exception("rebuilding after moving the team library's files failed")
             await asyncio.to_thread(self.engine.load)
             log.info("index loaded: %d chunks in %.1fs", len(self.engine.index), time.perf_counter() - started)
+        elif moved:
+            await asyncio.to_thread(self.engine.reindex, None, "start-up (library files moved)", self.composer.prepare)
         # The composer's vectors of the library (its sentences, document questions, off-topic topics) fill in the
         # background: the bot connects meanwhile, and a question that comes first computes what it needs.
         self.warming = asyncio.create_task(self._warm())
@@ -96,6 +105,12 @@ class HingeBot(commands.Bot):
             self.web = HealthServer(self, self.settings.http_host, self.settings.http_port)
             await self.web.start()
         await self.sync_commands()
+
+    async def _place_legacy_library_files(self) -> int:
+        """Files of the team library from before per-server folders go to their server's folder (coach answers,
+        by the coach_answers table) or to unassigned/ (not loaded): ownership comes from the folder only."""
+        owners = {a.document_id: a.guild_id for a in await self.coach.store.answers(include_removed=True)}
+        return len(await asyncio.to_thread(place_legacy_files, self.engine.library_dir, owners))
 
     async def _warm(self) -> None:
         started = time.perf_counter()

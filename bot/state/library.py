@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import tempfile
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -21,7 +22,17 @@ from bot.ops.metrics import Metrics
 from bot.state.storage import Storage
 from index.engine import Engine
 from index.errors import BuildInProgressError, HingeError, KnowledgeFileError, LibraryError
-from index.library.documents import COACH_PREFIX, KIND_FOLDERS, Document, Kind, guild_folder, load_file
+from index.library.documents import (
+    COACH_PREFIX,
+    GUILDS_FOLDER,
+    KIND_FOLDERS,
+    UNASSIGNED_FOLDER,
+    Document,
+    Kind,
+    guild_folder,
+    iter_library_files,
+    load_file,
+)
 from index.retrieval.embedding import ProgressFn
 from index.retrieval.search import SearchIndex
 from index.retrieval.store import BuildReport
@@ -133,3 +144,36 @@ def validate_upload(name: str, data: bytes, kind: Kind) -> Document:
         # The coach answers' ids: a file holding one would stop the next coach answer with that id loading.
         raise KnowledgeFileError(name, "id", f"ids starting with “{COACH_PREFIX}” are kept for the coaches' answers")
     return doc
+
+
+def place_legacy_files(library_dir: Path, coach_answer_guilds: Mapping[str, int]) -> list[tuple[Path, Path]]:
+    """Move the team library's files from before per-server folders (anything outside `guilds/` and
+    `unassigned/`) to where they belong: a coach answer (its id in `coach_answer_guilds`, document id -> guild)
+    to its server's folder, anything else to `unassigned/`, which is not loaded, since nothing says whose it
+    is (its own front matter does not count). Returns (from, to) of every move; never overwrites a file."""
+    moves: list[tuple[Path, Path]] = []
+    if not library_dir.is_dir():
+        return moves
+    for path in iter_library_files(library_dir):
+        relative = path.relative_to(library_dir)
+        if relative.parts[0] in (GUILDS_FOLDER, UNASSIGNED_FOLDER):
+            continue
+        guild_id = coach_answer_guilds.get(path.stem)
+        target = (guild_folder(library_dir, guild_id) / relative if guild_id is not None
+                  else library_dir / UNASSIGNED_FOLDER / relative)
+        if target.exists():
+            target = library_dir / UNASSIGNED_FOLDER / "conflicts" / relative
+        if target.exists():
+            log.warning("the team library file %s was left where it is: %s already exists", path, target)
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.rename(path, target)
+        moves.append((path, target))
+        if guild_id is not None:
+            log.info("moved coach answer %s into server %s's folder: %s", path.stem, guild_id, target)
+        else:
+            log.warning("moved %s to %s: a team file from before per-server folders belongs to no server, so it is "
+                        "not loaded. To give it to a server, move it into %s/<server id>/%s/ (or upload it there "
+                        "with /add-source) and restart or run /reindex", path, target,
+                        library_dir / GUILDS_FOLDER, relative.parent)
+    return moves
