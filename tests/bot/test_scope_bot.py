@@ -41,9 +41,9 @@ async def test_start_up_moves_legacy_files_a_known_coach_answer_to_its_server_an
                    "'Grip the bike with the knees.', 'coach-1-holding-on', 1, 1, ?, ?)", (SERVER_A, at, at))
     caplog.set_level(logging.INFO, logger="bot.state.library")
     async with running(make_bot(settings)) as h:
-        moved = path_for(library, SERVER_A, "coach-1-holding-on")
-        assert moved.is_file() and not answer.exists()
-        assert (library / "unassigned" / "related" / "our-track.md").is_file() and not upload.exists()
+        assert not answer.exists() and not upload.exists()
+        assert (library / "unassigned" / "related" / "our-track.md").is_file()
+        assert path_for(library, SERVER_A, "coach-1-holding-on").is_file()
         index = h.bot.engine.index
         assert index.documents["coach-1-holding-on"].guild_id == SERVER_A
         assert "our-track" not in index.documents
