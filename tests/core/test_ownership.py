@@ -88,3 +88,11 @@ def test_each_scope_holds_the_shipped_documents_and_its_own_server_s_only(tmp_pa
     assert a.manifest.kinds["drill"] == 3 and b.manifest.kinds["drill"] == 2 and b.manifest.kinds["video"] == 1
     assert {c.doc_id for c in a.chunks} <= a.documents.keys() and len(a.dense.vectors) == len(a.chunks)
     assert whole.scopes() == [none, a, b]
+
+
+def test_the_shipped_library_has_no_server_s_documents_and_no_coach_ids() -> None:
+    shipped = Path(__file__).resolve().parent.parent.parent / "knowledge"
+    loaded = load_library(shipped)
+    assert not loaded.errors
+    assert not [d.id for d in loaded.documents if d.guild_id is not None or d.id.startswith("coach-")]
+    assert not [p.name for p in shipped.rglob("*.md") if "\nguild_id:" in p.read_text(encoding="utf-8")]
