@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
+from typing import Any
 
 import discord
 from discord import app_commands
@@ -17,14 +19,21 @@ from bot.ops.metrics import Metrics
 from bot.ops.web import HealthServer
 from bot.settings import Settings
 from bot.state.conversations import ConversationDesk
-from bot.state.library import LibraryEditor
+from bot.state.library import LibraryEditor, place_legacy_files
 from bot.state.storage import Storage
 from index.answers.composer import AnswerComposer
 from index.answers.conversation import Turn
 from index.answers.models import Answer
 from index.engine import Engine
+from index.errors import HingeError
 
 log = logging.getLogger(__name__)
+
+NOT_HERE = ("Sorry, Hinge Coach answers only in the servers it was set up for; ask the people who run it to add "
+            "this one.")
+# What a member of a server can send the bot: every interaction (slash command, autocomplete, button, modal) and
+# every message (mentions, thread follow-ups).
+_FROM_MEMBERS = ("INTERACTION_CREATE", "MESSAGE_CREATE")
 
 COGS = ("bot.cogs.errors", "bot.cogs.ask", "bot.cogs.drills", "bot.cogs.library", "bot.cogs.admin",
         "bot.cogs.mentions", "bot.cogs.setup", "bot.cogs.coach", "bot.cogs.privacy", "bot.cogs.conversations")
@@ -79,14 +88,55 @@ class HingeBot(commands.Bot):
         self.library = LibraryEditor(engine, storage, self.metrics, prepare=self.composer.prepare)
         self.coach = CoachDesk(self)
         self.conversations = ConversationDesk(self)
+        self._refusals: set[asyncio.Task[None]] = set()
+        if settings.guild_ids:
+            self._answer_only_in(frozenset(settings.guild_ids))
+
+    def _answer_only_in(self, allowed: frozenset[int]) -> None:
+        """HINGE_GUILD_IDS as an allow-list, in one place: the gateway events of `_FROM_MEMBERS` from any other
+        server never reach discord.py's parsers, so no command, autocomplete, button, modal or listener runs for
+        them (the gateway reads this same dict of parsers). DMs carry no server and pass."""
+        parsers = self._connection.parsers
+        for event in _FROM_MEMBERS:
+            parsers[event] = functools.partial(self._if_allowed, allowed, event, parsers[event])
+
+    def _if_allowed(self, allowed: frozenset[int], event: str, parse: Callable[[Any], None], data: Any) -> None:
+        guild_id = data.get("guild_id") if isinstance(data, dict) else None
+        if guild_id is None or int(guild_id) in allowed:
+            parse(data)
+            return
+        log.info("ignored %s from server %s: not in HINGE_GUILD_IDS", event, guild_id)
+        if event == "INTERACTION_CREATE":
+            # A polite private refusal; a message gets silence.
+            task = asyncio.create_task(self._refuse(data))
+            self._refusals.add(task)
+            task.add_done_callback(self._refusals.discard)
+
+    async def _refuse(self, data: Any) -> None:
+        interaction: discord.Interaction[HingeBot] = discord.Interaction(data=data, state=self._connection)
+        try:
+            if interaction.type is discord.InteractionType.autocomplete:
+                await interaction.response.autocomplete([])
+            elif interaction.type is not discord.InteractionType.ping:
+                await interaction.response.send_message(NOT_HERE, ephemeral=True)
+        except discord.HTTPException:
+            log.warning("could not refuse an interaction from server %s", interaction.guild_id, exc_info=True)
 
     async def setup_hook(self) -> None:
         await self.storage.open()
+        moved = await self._place_legacy_library_files()
         if not self.engine.owner.loaded:
             started = time.perf_counter()
             # Loading (or a first build) is CPU work: off the event loop.
+            if moved:
+                try:
+                    await asyncio.to_thread(self.engine.build, built_by="start-up (library files moved)")
+                except HingeError:  # the previous index serves on: a bad file must not keep the bot down
+                    log.exception("rebuilding after moving the team library's files failed")
             await asyncio.to_thread(self.engine.load)
             log.info("index loaded: %d chunks in %.1fs", len(self.engine.index), time.perf_counter() - started)
+        elif moved:
+            await asyncio.to_thread(self.engine.reindex, None, "start-up (library files moved)", self.composer.prepare)
         # The composer's vectors of the library (its sentences, document questions, off-topic topics) fill in the
         # background: the bot connects meanwhile, and a question that comes first computes what it needs.
         self.warming = asyncio.create_task(self._warm())
@@ -96,6 +146,12 @@ class HingeBot(commands.Bot):
             self.web = HealthServer(self, self.settings.http_host, self.settings.http_port)
             await self.web.start()
         await self.sync_commands()
+
+    async def _place_legacy_library_files(self) -> int:
+        """Files of the team library from before per-server folders go to their server's folder (coach answers,
+        by the coach_answers table) or to unassigned/ (not loaded): ownership comes from the folder only."""
+        owners = {a.document_id: a.guild_id for a in await self.coach.store.answers(include_removed=True)}
+        return len(await asyncio.to_thread(place_legacy_files, self.engine.library_dir, owners))
 
     async def _warm(self) -> None:
         started = time.perf_counter()

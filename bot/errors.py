@@ -22,6 +22,10 @@ class NotAdmin(app_commands.CheckFailure):
     """The member may not use an admin command."""
 
 
+class NotOwner(app_commands.CheckFailure):
+    """Only the application's owner may do this (it changes every server's library)."""
+
+
 class NotCoach(app_commands.CheckFailure):
     """The member may not use the coach queue's buttons."""
 
@@ -42,6 +46,9 @@ def describe(error: Exception) -> str:
         return f"Easy there: you can ask again in {max(error.retry_after, 1):.0f}s."
     if isinstance(error, NotAdmin):
         return "Sorry, that command is for server admins (Manage Server or the admin role)."
+    if isinstance(error, NotOwner):
+        return ("Sorry, a full reindex rebuilds every server's library, so it is for the bot's owner only. "
+                "Admins add files to this server's own library with /add-source.")
     if isinstance(error, NotCoach):
         return "Sorry, only the team's coaches (the coach role or Manage Server) can use the coach queue."
     if isinstance(error, app_commands.CheckFailure):

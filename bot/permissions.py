@@ -1,4 +1,5 @@
-"""Who may do what: admins (Manage Server, or the admin role by id, per server)."""
+"""Who may do what: admins (Manage Server, or the admin role by id, per server), and the application's owner
+(whatever rebuilds every server's library)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import discord
 
-from bot.errors import NotAdmin
+from bot.errors import NotAdmin, NotOwner
 
 if TYPE_CHECKING:
     from bot.client import HingeBot
@@ -27,3 +28,12 @@ async def is_admin(interaction: discord.Interaction) -> bool:
     if role_id is not None and any(role.id == role_id for role in member.roles):
         return True
     raise NotAdmin("not an admin")
+
+
+async def is_owner(interaction: discord.Interaction) -> bool:
+    """The application's owner (or a member of its team), as the Developer Portal says: with Public Bot on,
+    anyone can add the bot to a server of their own and be an admin there."""
+    bot: HingeBot = interaction.client  # type: ignore[assignment]
+    if await bot.is_owner(interaction.user):
+        return True
+    raise NotOwner("not the application's owner")

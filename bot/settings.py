@@ -31,7 +31,9 @@ class Settings(BaseSettings):
     embed_model: str = Field(default=BUNDLED_MODEL,
                              description="'bundled' or a local sentence-transformers model folder")
     guild_ids: Annotated[list[int], NoDecode] = Field(default_factory=list,
-                                                      description="servers to sync slash commands to at once")
+                                                      description="when set, the only servers the bot answers in "
+                                                      "(an allow-list; DMs stay allowed); their slash commands "
+                                                      "are synced at once")
     library_dir: Path | None = Field(default=None, description="the team's own documents (uploads, coach "
                                      "answers); default: DATA_DIR/library")
     admin_role_id: int | None = Field(default=None, description="id of the role that may run the admin commands "

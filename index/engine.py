@@ -18,7 +18,7 @@ from index.retrieval.fusion import FusionSettings
 from index.retrieval.joint import JointEmbedder
 from index.retrieval.onnx_model import OnnxEmbedder, model_cache_dir
 from index.retrieval.search import Hit, IndexOwner, SearchIndex
-from index.retrieval.store import BuildReport, IndexStore
+from index.retrieval.store import BuildReport, IndexStore, load_folder
 
 
 class EngineSettings(BaseModel):
@@ -83,31 +83,42 @@ class Engine:
         self.owner.swap(index)
         return index
 
-    def build(self, progress: ProgressFn | None = None, built_by: str | None = None) -> BuildReport:
-        """Build from the knowledge folder; raises `LibraryError` listing every bad file."""
+    def build(self, progress: ProgressFn | None = None, built_by: str | None = None,
+              before_switch: Callable[[Path], None] | None = None) -> BuildReport:
+        """Build from the knowledge folder and the team library; raises `LibraryError` listing every bad file.
+        `before_switch` gets the new index folder before `CURRENT` points to it, and can stop the switch."""
         library = load_library([self.knowledge_dir, self.library_dir])
         library.raise_for_errors()
         return self.store.build(library.documents, self.embedder, self.fusion,
-                                progress=progress, built_by=built_by)
+                                progress=progress, built_by=built_by, before_switch=before_switch)
 
     def reindex(self, progress: ProgressFn | None = None, built_by: str | None = None,
                 prepare: Callable[[SearchIndex], None] | None = None) -> BuildReport:
         """Rebuild and swap the new index in; on any failure the old index keeps serving. `prepare` runs on the
-        new index before the swap (warming what answers derive from it), so no question meets it cold."""
-        report = self.build(progress=progress, built_by=built_by)
-        index = self.store.load(self.embedder, self.fusion)
-        if prepare is not None:
-            prepare(index)
-        self.owner.swap(index)
+        new index before the swap (warming what answers derive from it), so no question meets it cold.
+
+        `CURRENT` on disk moves only once the new index loaded and was prepared: a change whose rebuild fails
+        (and is rolled back by the caller) does not come back at the next start."""
+        ready: list[SearchIndex] = []
+
+        def load_and_prepare(folder: Path) -> None:
+            index = load_folder(folder, self.embedder, self.fusion)
+            if prepare is not None:
+                prepare(index)
+            ready.append(index)
+
+        report = self.build(progress=progress, built_by=built_by, before_switch=load_and_prepare)
+        self.owner.swap(ready[0])
         return report
 
     @property
     def reindexing(self) -> bool:
         return self.store.building
 
-    def search(self, text: str, k: int = 5) -> list[Hit]:
-        return self.index.search(text, k)
+    def search(self, text: str, k: int = 5, guild_id: int | None = None) -> list[Hit]:
+        return self.index.scoped(guild_id).search(text, k)
 
-    def documents(self, kind: Kind | None = None) -> list[Document]:
-        docs = self.index.documents.values()
+    def documents(self, kind: Kind | None = None, guild_id: int | None = None) -> list[Document]:
+        """The documents a question asked in server `guild_id` may cite (None: the shipped ones)."""
+        docs = self.index.scoped(guild_id).documents.values()
         return [d for d in docs if kind is None or d.kind == kind]

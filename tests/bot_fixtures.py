@@ -158,6 +158,8 @@ async def running(bot: HingeBot, **options: Any) -> AsyncIterator[Harness]:
         harness = Harness(env=env, bot=bot, guild=guild, channel=channel,
                           rider=guild.add_member(env.create_user("rider")),
                           admin=guild.add_member(env.create_user("admin"), roles=[staff]))
+        # simcord's application has no owner: the admin owns it too, as a one-server team's admin does.
+        bot.owner_id = harness.admin.id
         try:
             yield harness
             check_sent(harness)

@@ -198,7 +198,7 @@ class CoachDesk:
             source_url=source or "https://discord.com/channels/" + str(answer.guild_id), date=answer.created_at.date())
 
     def path(self, answer: CoachAnswer) -> Path:
-        return contributions.path_for(self.bot.engine.library_dir, answer.document_id)
+        return contributions.path_for(self.bot.engine.library_dir, answer.guild_id, answer.document_id)
 
     async def finish(self, answer: CoachAnswer) -> None:
         """Whatever the rows say is not done yet: the riders' replies, the card, the library file, the index, or

@@ -1,4 +1,5 @@
-"""Admin commands: /reindex, /add-source, /unanswered. Manage Server or the admin role only."""
+"""Admin commands: /add-source and /unanswered (Manage Server or the admin role, for their own server), and
+/reindex (the application's owner only: it rebuilds every server's library, the shipped one included)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from discord.ext import commands
 
 from bot.client import HingeBot
 from bot.embeds import COLOUR, DECLINED_COLOUR, clip, safe
-from bot.permissions import is_admin
+from bot.permissions import is_admin, is_owner
 from bot.state.library import LibraryChangeError
 from bot.state.storage import LoggedQuestion
 from index.coaching.grouping import group
@@ -62,6 +63,8 @@ class Admin(commands.Cog):
         self.bot = bot
 
     async def interaction_check(self, interaction: discord.Interaction) -> bool:
+        if interaction.command is not None and interaction.command.name == "reindex":
+            return await is_owner(interaction)
         return await is_admin(interaction)
 
     @asynccontextmanager
@@ -100,7 +103,8 @@ class Admin(commands.Cog):
 
     @app_commands.default_permissions(manage_guild=True)
     @app_commands.guild_only()
-    @app_commands.command(name="reindex", description="Rebuild the library index from the knowledge folder")
+    @app_commands.command(name="reindex", description="Rebuild the library index from the knowledge folder "
+                          "(the bot's owner only)")
     async def reindex(self, interaction: discord.Interaction) -> None:
         if self.bot.engine.reindexing:
             await interaction.response.send_message(BuildInProgressError.user_message, ephemeral=True)
@@ -117,7 +121,7 @@ class Admin(commands.Cog):
 
     @app_commands.default_permissions(manage_guild=True)
     @app_commands.guild_only()
-    @app_commands.command(name="add-source", description="Add a .md, .html or .txt file to the library")
+    @app_commands.command(name="add-source", description="Add a .md, .html or .txt file to this server's library")
     @app_commands.rename(attachment="file")
     @app_commands.describe(attachment="The file to add", kind="What kind of document it is (for .txt and .html)")
     async def add_source(self, interaction: discord.Interaction, attachment: discord.Attachment,
@@ -140,8 +144,10 @@ class Admin(commands.Cog):
         data = await attachment.read()
         try:
             async with self.progress(interaction, f"Adding {code(name)}; reindexing") as on_progress:
+                assert interaction.guild_id is not None  # guild_only
                 doc, report = await self.bot.library.add_upload(name, data, Kind(kind), interaction.user.id,
-                                                                str(interaction.user), on_progress)
+                                                                str(interaction.user), on_progress,
+                                                                guild_id=interaction.guild_id)
         except KnowledgeFileError as exc:
             await interaction.edit_original_response(
                 content=f"{code(name)} was not added: {safe(exc.field)}: {safe(exc.reason)}")

@@ -1,4 +1,5 @@
-"""/drill (with name autocomplete) and /video."""
+"""/drill (with name autocomplete) and /video, over the scope of the server they are used in (the shipped
+documents and that team's own)."""
 
 from __future__ import annotations
 
@@ -24,10 +25,11 @@ def find_drill(index: SearchIndex, name: str) -> Document | None:
     return next((d for d in drills if wanted in (d.id, d.title.lower())), None)
 
 
-def fitting_videos(index: SearchIndex, topic: str, guild_id: int | None = None) -> list[tuple[str, str, str]]:
-    """(title, source, url) of the videos whose documents best match `topic`, best first."""
+def fitting_videos(index: SearchIndex, topic: str) -> list[tuple[str, str, str]]:
+    """(title, source, url) of the videos of `index` (a server's scope) whose documents best match `topic`, best
+    first; every one when there is no topic."""
     if topic.strip():
-        doc_ids = list(dict.fromkeys(h.chunk.doc_id for h in index.search(topic, k=30, guild_id=guild_id)))
+        doc_ids = list(dict.fromkeys(h.chunk.doc_id for h in index.search(topic, k=30)))
     else:
         doc_ids = sorted(d.id for d in index.documents.values() if d.kind == Kind.VIDEO)
     videos: dict[str, tuple[str, str, str]] = {}
@@ -43,12 +45,16 @@ class Drills(commands.Cog):
     def __init__(self, bot: HingeBot) -> None:
         self.bot = bot
 
+    async def scope(self, interaction: discord.Interaction) -> SearchIndex:
+        # Off the event loop: a server's scope is built on its first use after a start (a reindex warms them).
+        return await asyncio.to_thread(self.bot.engine.index.scoped, interaction.guild_id)
+
     @app_commands.command(name="drill", description="A drill by name, or the one that best fits a focus and level")
     @app_commands.describe(name="The drill (start typing to pick one)", focus="What to work on, e.g. hinge, core, "
                            "hamstrings, attack position", level="Your level")
     async def drill(self, interaction: discord.Interaction, name: str | None = None, focus: str | None = None,
                     level: Literal["beginner", "intermediate", "advanced"] | None = None) -> None:
-        index = self.bot.engine.index
+        index = await self.scope(interaction)
         if name:
             found = find_drill(index, name)
             if found is None:
@@ -66,7 +72,7 @@ class Drills(commands.Cog):
         if focus and focus.strip():
             self.bot.limiter.check(interaction.user.id, interaction.created_at)
         await interaction.response.defer(thinking=True)
-        chosen = await asyncio.to_thread(best_drill, index, (focus or "")[:200], level, interaction.guild_id)
+        chosen = await asyncio.to_thread(best_drill, index, (focus or "")[:200], level)
         if chosen is None:
             await interaction.followup.send("The library has no drill at that level yet.")
             return
@@ -75,7 +81,7 @@ class Drills(commands.Cog):
     @drill.autocomplete("name")
     async def drill_names(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
         typed = current.strip().lower()
-        drills = sorted((d for d in self.bot.engine.index.documents.values() if d.kind == Kind.DRILL),
+        drills = sorted((d for d in (await self.scope(interaction)).documents.values() if d.kind == Kind.DRILL),
                         key=lambda d: d.title)
         matches = [d for d in drills if typed in d.title.lower() or typed in d.id]
         return [app_commands.Choice(name=d.title[:100], value=d.id) for d in matches[:25]]
@@ -86,8 +92,8 @@ class Drills(commands.Cog):
         if topic and topic.strip():
             self.bot.limiter.check(interaction.user.id, interaction.created_at)
         await interaction.response.defer(thinking=True)
-        found = await asyncio.to_thread(fitting_videos, self.bot.engine.index, (topic or "")[:200],
-                                        interaction.guild_id)
+        index = await self.scope(interaction)
+        found = await asyncio.to_thread(fitting_videos, index, (topic or "")[:200])
         await interaction.followup.send(embed=videos_embed((topic or "")[:100], found))
 
 

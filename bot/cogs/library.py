@@ -1,6 +1,8 @@
-"""/sources: what the library holds and when it was last reindexed."""
+"""/sources: what the library holds for the server it is asked in, and when it was last reindexed."""
 
 from __future__ import annotations
+
+import asyncio
 
 import discord
 from discord import app_commands
@@ -16,7 +18,9 @@ class Library(commands.Cog):
 
     @app_commands.command(name="sources", description="What the coaching library holds")
     async def sources(self, interaction: discord.Interaction) -> None:
-        manifest = self.bot.engine.index.manifest
+        # The counts of this server's scope: the shipped documents and its own team's, never another's.
+        scope = await asyncio.to_thread(self.bot.engine.index.scoped, interaction.guild_id)
+        manifest = scope.manifest
         kinds = "\n".join(f"{kind}: {count}" for kind, count in sorted(manifest.kinds.items()))
         embed = discord.Embed(title="The Hinge Coach library", colour=COLOUR,
                               description=f"{manifest.document_count} documents in {manifest.chunk_count} passages")

@@ -1,5 +1,8 @@
 """Every change to the library goes through one `LibraryEditor`: uploads, /reindex, coach answers, /forget.
 
+A team's uploads and coach answers live in its own server's folder of the team library
+(`<library>/guilds/<guild id>/<kind folder>/`), and that folder is what makes a document the server's own.
+
 One asyncio lock covers a whole change (write the file, rebuild, swap), so a /reindex can never start between
 an upload's checks and its build, and two uploads with one id can never both pass. Anything a failed change
 did is rolled back; the index in use keeps answering throughout.
@@ -9,8 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import tempfile
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -18,7 +22,17 @@ from bot.ops.metrics import Metrics
 from bot.state.storage import Storage
 from index.engine import Engine
 from index.errors import BuildInProgressError, HingeError, KnowledgeFileError, LibraryError
-from index.library.documents import KIND_FOLDERS, Document, Kind, load_file
+from index.library.documents import (
+    COACH_PREFIX,
+    GUILDS_FOLDER,
+    KIND_FOLDERS,
+    UNASSIGNED_FOLDER,
+    Document,
+    Kind,
+    guild_folder,
+    iter_library_files,
+    load_file,
+)
 from index.retrieval.embedding import ProgressFn
 from index.retrieval.search import SearchIndex
 from index.retrieval.store import BuildReport
@@ -82,14 +96,16 @@ class LibraryEditor:
         return report
 
     async def add_upload(self, name: str, data: bytes, kind: Kind, user_id: int, user_name: str,
-                         progress: ProgressFn | None = None) -> tuple[Document, BuildReport]:
-        """Validate an uploaded file, save it into the team's folder (never over an existing document) and
-        rebuild; on any failure the file is taken back out and nothing is recorded."""
+                         progress: ProgressFn | None = None, *, guild_id: int) -> tuple[Document, BuildReport]:
+        """Validate a file uploaded in server `guild_id`, save it into that server's folder (never over an existing
+        document) and rebuild; on any failure the file is taken back out and nothing is recorded."""
         doc = await asyncio.to_thread(validate_upload, name, data, kind)
+        doc = doc.model_copy(update={"guild_id": guild_id})  # the server it came from, whatever the file says
         async with self.changing():
             if doc.id in self.engine.index.documents:
                 raise KnowledgeFileError(name, "id", f"the library already has a document “{doc.id}”")
-            target = self.engine.library_dir / KIND_FOLDERS[doc.kind] / f"{doc.id}{Path(name).suffix.lower()}"
+            target = (guild_folder(self.engine.library_dir, guild_id) / KIND_FOLDERS[doc.kind]
+                      / f"{doc.id}{Path(name).suffix.lower()}")
             await asyncio.to_thread(create_exclusive, target, data)
             try:
                 report = await self.rebuild(user_id, user_name, progress, record_failure=False)
@@ -123,4 +139,41 @@ def validate_upload(name: str, data: bytes, kind: Kind) -> Document:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / Path(name).name
         path.write_bytes(data)
-        return load_file(path, kind)
+        doc = load_file(path, kind)
+    if doc.id.startswith(COACH_PREFIX):
+        # The coach answers' ids: a file holding one would stop the next coach answer with that id loading.
+        raise KnowledgeFileError(name, "id", f"ids starting with “{COACH_PREFIX}” are kept for the coaches' answers")
+    return doc
+
+
+def place_legacy_files(library_dir: Path, coach_answer_guilds: Mapping[str, int]) -> list[tuple[Path, Path]]:
+    """Move the team library's files from before per-server folders (anything outside `guilds/` and
+    `unassigned/`) to where they belong: a coach answer (its id in `coach_answer_guilds`, document id -> guild)
+    to its server's folder, anything else to `unassigned/`, which is not loaded, since nothing says whose it
+    is (its own front matter does not count). Returns (from, to) of every move; never overwrites a file."""
+    moves: list[tuple[Path, Path]] = []
+    if not library_dir.is_dir():
+        return moves
+    for path in iter_library_files(library_dir):
+        relative = path.relative_to(library_dir)
+        if relative.parts[0] in (GUILDS_FOLDER, UNASSIGNED_FOLDER):
+            continue
+        guild_id = coach_answer_guilds.get(path.stem)
+        target = (guild_folder(library_dir, guild_id) / relative if guild_id is not None
+                  else library_dir / UNASSIGNED_FOLDER / relative)
+        if target.exists():
+            target = library_dir / UNASSIGNED_FOLDER / "conflicts" / relative
+        if target.exists():
+            log.warning("the team library file %s was left where it is: %s already exists", path, target)
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.rename(path, target)
+        moves.append((path, target))
+        if guild_id is not None:
+            log.info("moved coach answer %s into server %s's folder: %s", path.stem, guild_id, target)
+        else:
+            log.warning("moved %s to %s: a team file from before per-server folders belongs to no server, so it is "
+                        "not loaded. To give it to a server, move it into %s/<server id>/%s/ (or upload it there "
+                        "with /add-source) and restart or run /reindex", path, target,
+                        library_dir / GUILDS_FOLDER, relative.parent)
+    return moves

@@ -196,11 +196,11 @@ class AnswerComposer:
 
     def ask(self, index: SearchIndex, question: str, guild_id: int | None = None,
             history: Sequence[Turn] = ()) -> Answer:
-        """Answer `question` as asked in server `guild_id` (None: a DM or the terminal), whose team's own
-        documents it may cite, as the next turn of a conversation whose earlier turns are `history`.
-        Safe to call from several threads at once."""
+        """Answer `question` as asked in server `guild_id` (None: a DM or the terminal), in that server's scope
+        of `index` (the shipped documents and its team's own), as the next turn of a conversation whose earlier
+        turns are `history`. Safe to call from several threads at once."""
         started = time.perf_counter()
-        answer = self._compose(index, question, guild_id, history)
+        answer = self._compose(index.scoped(guild_id), question, history)
         return answer.model_copy(update={"elapsed_ms": round((time.perf_counter() - started) * 1000, 2)})
 
     def warm(self, index: SearchIndex) -> None:
@@ -215,17 +215,19 @@ class AnswerComposer:
         yield from self.sentences.warm_steps(index)
 
     def prepare(self, index: SearchIndex) -> None:
-        """The part of `warm` a new index needs before it serves (about a second): the off-topic topics, the
-        documents' questions and summaries, and their search terms. Its sentences are shared with the index it
-        replaces, so only a new document's are missing, and the first answer that quotes one embeds them."""
+        """The part of `warm` a new index needs before it serves (about a second, and a little more per team with
+        documents of its own): every scope of it, with its documents' questions, summaries and search terms, and
+        the off-topic topics. Its sentences are shared with the index it replaces, so only a new document's are
+        missing, and the first answer that quotes one embeds them."""
         self.guard.similarity(index.embedder, index.embed_query("hip hinge"))
-        self.aids(index).heading_vector("")
-        self.aids(index).document_terms()
+        for scope in index.scopes():
+            self.aids(scope).heading_vector("")
+            self.aids(scope).document_terms()
 
     def _invalid(self, question: str, lead: str) -> Answer:
         return Answer(question=question, answered=False, status="invalid", lead=lead)
 
-    def _compose(self, index: SearchIndex, question: str, guild_id: int | None, history: Sequence[Turn]) -> Answer:
+    def _compose(self, index: SearchIndex, question: str, history: Sequence[Turn]) -> Answer:
         if not question or not question.strip():
             return self._invalid(question, "Ask me a question in words, for example: "
                                  "\"why does my lower back get tired after two motos?\"")
@@ -243,7 +245,7 @@ class AnswerComposer:
         # question is searched alone first, and a conversation's earlier turns are never embedded again.
         unknown = len(self.aids(index).words_unknown_to_library(query)) if history else 0
         alone = not history or not refers_back(question) or self.context.self_contained(unknown)
-        hits, terms, confidence = self._search(index, query, vector, guild_id) if alone else ([], set(), 0.0)
+        hits, terms, confidence = self._search(index, query, vector) if alone else ([], set(), 0.0)
         # Only a follow-up searched alone and declined there needs the (cheap) test of its words against the topic.
         alone_bar = threshold if self.context.declined_alone_below is None else self.context.declined_alone_below
         in_topic = bool(history) and alone and confidence < alone_bar and asks_amount(question) and \
@@ -258,7 +260,7 @@ class AnswerComposer:
             earlier = [self.query(t.question, index) for t in history[-MAX_CONTEXT_TURNS:]]
             query = self.context.lexical(query, earlier)
             vector = self.context.vector(vector, self.aids(index).passage_vectors(_last_quoted(history)))
-            hits, terms, confidence = self._search(index, query, vector, guild_id, own)
+            hits, terms, confidence = self._search(index, query, vector, own)
             # Words nearer a topic the library doesn't cover than to any passage: declined, whatever came before.
             confidence = 0.0 if off_topic else confidence
             threshold = self.context.follow_up_threshold
@@ -275,7 +277,7 @@ class AnswerComposer:
                 for n, hit in enumerate(chosen[MAX_CITATIONS:MAX_CITATIONS + MAX_MORE], MAX_CITATIONS + 1)]
         docs = [index.documents.get(c.document_id) for c in citations]
         lead = self.lead(index, vector, citations, query)
-        drill = self._drill(index, query, vector, hits, docs, guild_id, seen.drills) if about_training(clean) else None
+        drill = self._drill(index, query, vector, hits, docs, seen.drills) if about_training(clean) else None
         return Answer(
             question=question, answered=True, status="answered", lead=lead, citations=citations, more=more,
             videos=[v for v in self._videos(docs) if v.url not in seen.videos],
@@ -283,9 +285,9 @@ class AnswerComposer:
             safety_note=safety, top_score=top, confidence=round(confidence, 4),
         )
 
-    def _search(self, index: SearchIndex, query: str, vector: Vectors, guild_id: int | None,
+    def _search(self, index: SearchIndex, query: str, vector: Vectors,
                 own: Evidence | None = None) -> tuple[list[Hit], set[str], float]:
-        hits = self.rank(index, query, vector, guild_id=guild_id)
+        hits = self.rank(index, query, vector)
         # The index's tokenizer keeps one stemmer per thread: PyStemmer objects must not be shared.
         terms = set(index.lexical.tokenize(query))
         evidence = self.evidence(index, vector, hits, terms)
@@ -318,9 +320,9 @@ class AnswerComposer:
                            index.embedder, self.leads)
 
     @staticmethod
-    def rank(index: SearchIndex, query: str, vector: Vectors, k: int = 12, guild_id: int | None = None) -> list[Hit]:
-        """The passages in the order the answer uses them."""
-        hits = index.search_with_vector(query, vector, k=k, guild_id=guild_id)
+    def rank(index: SearchIndex, query: str, vector: Vectors, k: int = 12) -> list[Hit]:
+        """The passages of `index` (a server's scope) in the order the answer uses them."""
+        hits = index.search_with_vector(query, vector, k=k)
         wanted = {kind for kind, hint in _KIND_HINTS.items() if hint.search(query)}
         about_pain = mentions_pain(query)
 
@@ -371,14 +373,14 @@ class AnswerComposer:
 
     @staticmethod
     def _drill(index: SearchIndex, query: str, vector: Vectors, hits: Sequence[Hit],
-               docs: Sequence[Document | None], guild_id: int | None = None,
+               docs: Sequence[Document | None],
                suggested: frozenset[str] = frozenset()) -> DrillSuggestion | None:
         """A drill among the hits first, then one the cited documents recommend, then a drill search."""
         candidates = [h.chunk.doc_id for h in hits if h.chunk.kind == Kind.DRILL.value]
         candidates += [ref for doc in docs if doc for ref in doc.drills]
         drill = next((index.documents[c] for c in candidates if c in index.documents and c not in suggested), None)
         if drill is None:
-            drill = best_drill(index, query, guild_id=guild_id, vector=vector)
+            drill = best_drill(index, query, vector=vector)
         if drill is None:
             return None
         return drill_suggestion(drill)

@@ -13,18 +13,16 @@ def drill_suggestion(drill: Document) -> DrillSuggestion:
                            url=drill.videos[0].url if drill.videos else drill.url)
 
 
-def best_drill(index: SearchIndex, text: str, level: str | None = None, guild_id: int | None = None,
+def best_drill(index: SearchIndex, text: str, level: str | None = None,
                vector: Vectors | None = None) -> Document | None:
-    """The drill whose passages best match `text` (and `level`, when given); `vector` is the text's embedding
-    when the caller already has it."""
-    drills = [d for d in index.documents.values() if d.kind == Kind.DRILL and (level is None or d.level == level)
-              and index.visible(d.id, guild_id)]
+    """The drill of `index` (a server's scope) whose passages best match `text` (and `level`, when given);
+    `vector` is the text's embedding when the caller already has it."""
+    drills = [d for d in index.documents.values() if d.kind == Kind.DRILL and (level is None or d.level == level)]
     if not drills:
         return None
     if text.strip():
         allowed = {d.id for d in drills}
-        hits = (index.search(text, k=40, guild_id=guild_id) if vector is None
-                else index.search_with_vector(text, vector, k=40, guild_id=guild_id))
+        hits = index.search(text, k=40) if vector is None else index.search_with_vector(text, vector, k=40)
         for hit in hits:
             if hit.chunk.doc_id in allowed:
                 return index.documents[hit.chunk.doc_id]

@@ -16,7 +16,7 @@ import yaml
 from pydantic import BaseModel, Field, ValidationError
 
 from index.errors import KnowledgeFileError
-from index.library.documents import KIND_FOLDERS, Document, Kind, Url, parse_markdown
+from index.library.documents import KIND_FOLDERS, Document, Kind, Url, guild_folder, parse_markdown
 
 MAX_ANSWER_CHARS = 2000
 MAX_TITLE_CHARS = 100
@@ -102,8 +102,9 @@ def render(draft: CoachAnswerDraft) -> str:
     return f"---\n{front}---\n\n{plain_text(draft.text)}\n"
 
 
-def path_for(library_dir: Path, doc_id: str) -> Path:
-    return library_dir / KIND_FOLDERS[Kind.FORUM] / f"{doc_id}.md"
+def path_for(library_dir: Path, guild_id: int, doc_id: str) -> Path:
+    """Where a coach answer of server `guild_id` lives: its folder is what makes it that server's own."""
+    return guild_folder(library_dir, guild_id) / KIND_FOLDERS[Kind.FORUM] / f"{doc_id}.md"
 
 
 def write_document(path: Path, text: str, replace: bool = False) -> Document:

@@ -53,6 +53,10 @@ class Chunk(BaseModel):
             title = f"{title}. {self.summary}"
         return f"{' > '.join([title, *self.heading_path])}\n{self.text}"
 
+    def lexical_text(self) -> str:
+        """What BM25 indexes: the passage, with its document's title when the passage does not open with it."""
+        return self.text if self.text.startswith(self.title) else f"{self.title}\n{self.text}"
+
 
 def sentence_spans(text: str) -> list[tuple[int, int]]:
     """(start, end) of each sentence or line of `text`, whitespace trimmed."""

@@ -33,6 +33,12 @@ SLUG_PATTERN = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
 PLACEHOLDER_HOSTS = frozenset({"example.com", "example.org", "example.net", "localhost", "127.0.0.1"})
 DRILL_SECTIONS = ("Steps", "Cues", "Common faults", "Progressions")
 SUPPORTED_SUFFIXES = (".md", ".txt", ".html", ".htm")
+#: A team library's folder of per-server folders: `<library>/guilds/<guild id>/<kind folder>/<file>`.
+GUILDS_FOLDER = "guilds"
+#: Where start-up puts a team library's files that belong to no known server (never loaded).
+UNASSIGNED_FOLDER = "unassigned"
+#: Ids of the bot's own coach answers (index.coaching.contributions): no other file may take one.
+COACH_PREFIX = "coach-"
 
 
 class Kind(StrEnum):
@@ -99,8 +105,8 @@ class _MetaBase(BaseModel):
     videos: list[VideoRef] = Field(default_factory=list)
     related: list[Slug] = Field(default_factory=list, description="ids of related documents")
     drills: list[Slug] = Field(default_factory=list, description="ids of drills that fit")
-    guild_id: int | None = Field(default=None, description="the Discord server a team's own document belongs to; "
-                                 "none: every server may cite it")
+    guild_id: int | None = Field(default=None, description="ignored: a team's document belongs to the server "
+                                 "whose folder holds it (load_library), whatever its file says")
     date: dt.date | None = Field(default=None, description="when a team's own document was written")
 
 
@@ -291,22 +297,40 @@ def iter_library_files(root: Path) -> Iterator[Path]:
 
 
 def load_library(roots: Path | Sequence[Path]) -> LoadedLibrary:
-    """Load every knowledge file under `roots` (the shipped library first, then a team's own folder, which
-    may not exist yet), collecting every bad file rather than stopping. Ids are unique across all of them."""
+    """Load the shipped library (the first of `roots`) and the team libraries after it (which may not exist
+    yet), collecting every bad file rather than stopping. Ids are unique across all of them.
+
+    Ownership comes from where a file is, never from the file: a shipped document belongs to every server, a
+    team library's `guilds/<guild id>/` folder holds that server's documents only, and whatever else a team
+    library holds (the `unassigned/` folder, files from before per-server folders) is not loaded."""
     roots = [roots] if isinstance(roots, Path) else list(roots)
     if not roots[0].is_dir():
         raise LibraryError([KnowledgeFileError(roots[0], "folder", "the knowledge folder does not exist")])
     documents: list[Document] = []
     errors: list[KnowledgeFileError] = []
     seen: dict[str, Path] = {}
-    for root in roots:
-        if root.is_dir():
-            _load_root(root, documents, errors, seen)
+    _load_root(roots[0], None, documents, errors, seen)
+    for team_library in roots[1:]:
+        for guild_id, folder in guild_folders(team_library):
+            _load_root(folder, guild_id, documents, errors, seen)
     errors.extend(_check_references(documents))
     return LoadedLibrary(documents=documents, errors=errors)
 
 
-def _load_root(root: Path, documents: list[Document], errors: list[KnowledgeFileError],
+def guild_folder(team_library: Path, guild_id: int) -> Path:
+    """The folder of one server's own documents."""
+    return team_library / GUILDS_FOLDER / str(guild_id)
+
+
+def guild_folders(team_library: Path) -> list[tuple[int, Path]]:
+    """(guild id, folder) of every server with a folder in the team library, by id."""
+    parent = team_library / GUILDS_FOLDER
+    if not parent.is_dir():
+        return []
+    return sorted((int(p.name), p) for p in parent.iterdir() if p.is_dir() and p.name.isdigit())
+
+
+def _load_root(root: Path, guild_id: int | None, documents: list[Document], errors: list[KnowledgeFileError],
                seen: dict[str, Path]) -> None:
     folder_kinds = {folder: kind for kind, folder in KIND_FOLDERS.items()}
     for path in iter_library_files(root):
@@ -323,8 +347,12 @@ def _load_root(root: Path, documents: list[Document], errors: list[KnowledgeFile
         if doc.id in seen:
             errors.append(KnowledgeFileError(path, "id", f"{doc.id!r} is already used by {seen[doc.id]}"))
             continue
+        if guild_id is None and doc.id.startswith(COACH_PREFIX):
+            errors.append(KnowledgeFileError(path, "id", f"ids starting with {COACH_PREFIX!r} are the coach "
+                                             "answers' own"))
+            continue
         seen[doc.id] = path
-        documents.append(doc)
+        documents.append(doc if doc.guild_id == guild_id else doc.model_copy(update={"guild_id": guild_id}))
 
 
 def _check_references(documents: list[Document]) -> Iterator[KnowledgeFileError]:

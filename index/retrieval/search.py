@@ -1,4 +1,10 @@
-"""The loaded index and its search: dense + lexical candidates, fused, filtered to what a server may cite."""
+"""The loaded index and its search: dense + lexical candidates, fused, over the scope one server may cite.
+
+A team's own documents (uploads, coach answers) belong to one server. A question asked there is searched in that
+server's scope: an index of its own over the shipped documents plus that team's, with its own dense matrix, BM25
+statistics (IDF, average length) and score pool. Masking one shared index after ranking would not do: another
+team's passages would still move the pool's z-scores, the IDF, the speller and the declines.
+"""
 
 from __future__ import annotations
 
@@ -59,12 +65,51 @@ class SearchIndex:
         # 0: a passage every server may see; otherwise the one server whose team wrote it.
         self.chunk_guilds = np.array([self.documents[c.doc_id].guild_id or 0 if c.doc_id in self.documents else 0
                                       for c in self.chunks], dtype=np.int64)
-        self.scoped = bool(self.chunk_guilds.any())
+        self.guilds = frozenset(int(g) for g in np.unique(self.chunk_guilds) if g)
+        # The index this one is a scope of (itself for a loaded index): scopes are always cut from the whole.
+        self.whole: SearchIndex = self
+        self._scopes: dict[int | None, SearchIndex] = {}
+        self._scopes_lock = threading.Lock()
 
-    def visible(self, doc_id: str, guild_id: int | None) -> bool:
-        """Whether a question asked in `guild_id` (None: a DM or the terminal) may cite this document."""
-        doc = self.documents.get(doc_id)
-        return doc is not None and (doc.guild_id is None or doc.guild_id == guild_id)
+    def scoped(self, guild_id: int | None) -> SearchIndex:
+        """The index a question asked in server `guild_id` is searched in (None: a DM or the terminal, the shipped
+        documents only): built on first use (BM25 and faiss over the scope's passages, a fraction of a second),
+        then kept for the life of this index. Every server without documents of its own shares one scope."""
+        key = guild_id if guild_id in self.whole.guilds else None
+        if self.whole is not self:
+            return self.whole.scoped(key)
+        with self._scopes_lock:
+            scope = self._scopes.get(key)
+            if scope is None:
+                scope = self._scopes[key] = self._cut(key)
+            return scope
+
+    def _cut(self, guild_id: int | None) -> SearchIndex:
+        from index.retrieval.dense import DenseIndex
+        from index.retrieval.lexical import LexicalIndex
+
+        rows = np.flatnonzero((self.chunk_guilds == 0) | (self.chunk_guilds == (guild_id or -1)))
+        if len(rows) == len(self.chunks):
+            return self
+        chunks = [self.chunks[int(r)] for r in rows]
+        documents = [d for d in self.documents.values() if d.guild_id in (None, guild_id)]
+        kinds: dict[str, int] = {}
+        for doc in documents:
+            kinds[doc.kind.value] = kinds.get(doc.kind.value, 0) + 1
+        manifest = self.manifest.model_copy(update={
+            "chunk_count": len(chunks), "document_count": len(documents), "kinds": kinds,
+            "documents": {d.id: self.manifest.documents.get(d.id, "") for d in documents}})
+        # The same passages in the same order, and the same texts and vectors as the whole index's: a scope's
+        # rankings depend on its own documents only.
+        dense = DenseIndex.build(np.ascontiguousarray(self.dense.vectors[rows], dtype=np.float32))
+        lexical = LexicalIndex.build([c.lexical_text() for c in chunks])
+        scope = SearchIndex(manifest, documents, chunks, dense, lexical, self.embedder, self.fusion)
+        scope.whole = self
+        return scope
+
+    def scopes(self) -> list[SearchIndex]:
+        """Every distinct scope of this index: the shipped documents alone, and each team's."""
+        return list(dict.fromkeys(self.whole.scoped(g) for g in [None, *sorted(self.whole.guilds)]))
 
     def __len__(self) -> int:
         return len(self.chunks)
@@ -72,24 +117,18 @@ class SearchIndex:
     def embed_query(self, text: str) -> Vectors:
         return np.asarray(self.embedder.encode([text])[0], dtype=np.float32)
 
-    def search(self, text: str, k: int = 5, fusion: FusionSettings | None = None,
-               guild_id: int | None = None) -> list[Hit]:
+    def search(self, text: str, k: int = 5, fusion: FusionSettings | None = None) -> list[Hit]:
         settings = fusion or self.fusion
         vector = self.embed_query(text) if settings.mode != "lexical" else None
-        return self.search_with_vector(text, vector, k, settings, guild_id)
+        return self.search_with_vector(text, vector, k, settings)
 
     def search_with_vector(self, text: str, vector: Vectors | None, k: int,
-                           fusion: FusionSettings | None = None, guild_id: int | None = None) -> list[Hit]:
-        """The best `k` passages; a team's own documents only for a question asked in that team's server."""
+                           fusion: FusionSettings | None = None) -> list[Hit]:
+        """The best `k` passages of this index (for a server's question: of `scoped(guild_id)`)."""
         settings = fusion or self.fusion
         if not self.chunks:
             return []
         scored = self._pool(text, vector, settings)
-        if self.scoped:
-            owners = self.chunk_guilds[scored.ids]
-            keep = np.flatnonzero((owners == 0) | (owners == (guild_id or -1)))
-            scored = _Scored(scored.ids[keep], scored.fused[keep], scored.dense[keep], scored.lexical[keep],
-                             scored.dense_rank, scored.lexical_rank)
         order = np.argsort(-scored.fused, kind="stable")[:k]
         return [
             Hit(

@@ -127,8 +127,7 @@ class IndexStore:
             tmp.mkdir(parents=True)
             try:
                 DenseIndex.build(vectors).save(tmp)
-                LexicalIndex.build([c.text if c.text.startswith(c.title) else f"{c.title}\n{c.text}"
-                                    for c in chunks]).save(tmp / "lexical")
+                LexicalIndex.build([c.lexical_text() for c in chunks]).save(tmp / "lexical")
                 (tmp / "chunks.json").write_bytes(_CHUNKS.dump_json(chunks))
                 (tmp / "documents.json").write_bytes(_DOCUMENTS.dump_json(list(documents)))
                 hashes = {d.id: document_hash(d) for d in documents}

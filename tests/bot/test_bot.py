@@ -17,6 +17,7 @@ from bot.settings import Settings
 from index.answers.composer import DECLINE_LEAD, AnswerComposer
 from index.engine import Engine
 from index.errors import BuildInProgressError, HingeError
+from index.library.documents import guild_folder
 from tests.bot_fixtures import (
     ALWAYS,
     NEVER,
@@ -33,6 +34,8 @@ from tests.conftest import KNOWLEDGE
 from tests.helpers import SOURCE, front_matter, write_doc
 
 ADMIN_ONLY = "Sorry, that command is for server admins (Manage Server or the admin role)."
+OWNER_ONLY = ("Sorry, a full reindex rebuilds every server's library, so it is for the bot's owner only. Admins add "
+              "files to this server's own library with /add-source.")
 WENT_WRONG = ("Sorry, something went wrong on my side. The admins can see the details in the log; "
               "please try again.")
 SUMMARY = re.compile(r"^Reindexed (\d+) documents into (\d+) passages in \d+\.\ds \((\d+) passages embedded\)\. "
@@ -368,7 +371,12 @@ async def test_admin_commands_politely_refuse_members_without_manage_server(sett
         before = h.bot.engine.index
         refused = await h.rider.slash(h.channel, "reindex")
         assert refused.response is not None and refused.response.ephemeral
-        assert refused.response.content == ADMIN_ONLY
+        assert refused.response.content == OWNER_ONLY
+        # Manage Server is not enough for a full reindex: it rebuilds every server's library, the shipped one too.
+        other_admin = h.member("other-admin", roles=(h.guild.create_role("Mods", permissions=discord.Permissions(
+            manage_guild=True)),))
+        not_owner = await other_admin.slash(h.channel, "reindex")
+        assert not_owner.response is not None and not_owner.response.content == OWNER_ONLY
         unanswered = await h.rider.slash(h.channel, "unanswered")
         assert unanswered.response is not None and unanswered.response.content == ADMIN_ONLY
         upload = await h.rider.slash(h.channel, "add-source", file=("x.md", b"hello"))
@@ -526,9 +534,9 @@ async def test_add_source_saves_a_good_file_and_makes_it_searchable(settings: Se
         content = result.response.content
         assert content.startswith("Added `seat-bounce` (forum: ") and "Added 1, changed 0, removed 0." in content
         # Uploads go to the team's own folder, never into the shipped library.
-        saved = settings.team_library_dir / "forum" / "seat-bounce.txt"
+        saved = guild_folder(settings.team_library_dir, h.guild.id) / "forum" / "seat-bounce.txt"
         assert saved.read_bytes() == text
-        assert h.bot.engine.search("rollers seat bounce", k=1)[0].chunk.doc_id == "seat-bounce"
+        assert h.bot.engine.search("rollers seat bounce", k=1, guild_id=h.guild.id)[0].chunk.doc_id == "seat-bounce"
 
         drill = front_matter(id="wall-hinge", kind="drill", title="Wall Hinge", level="beginner",
                              dose="2 sets of 8", equipment=["wall"]) + (
@@ -536,7 +544,7 @@ async def test_add_source_saves_a_good_file_and_makes_it_searchable(settings: Se
             "## Cues\n- Hips back.\n## Common faults\n- Squatting down.\n## Progressions\n- Hold a plate.\n")
         added = await h.admin.slash(h.channel, "add-source", file=("wall.md", drill.encode()))
         assert added.response is not None and added.response.content.startswith("Added `wall-hinge` (drill: ")
-        assert (settings.team_library_dir / "drills" / "wall-hinge.md").is_file()
+        assert (guild_folder(settings.team_library_dir, h.guild.id) / "drills" / "wall-hinge.md").is_file()
         shown = await h.rider.slash(h.channel, "drill", name="wall-hinge")
         assert shown.response is not None and shown.response.embeds[0].title == "Wall Hinge"
         assert {"name": "Wall Hinge", "value": "wall-hinge"} in await h.rider.autocomplete(h.channel, "drill",

@@ -153,9 +153,10 @@ async def test_the_whole_loop_declined_card_modal_delivery_library_and_the_next_
         # The answer is a library document in the team's folder, and only its passages were embedded.
         [(doc_id, written, indexed)] = h.rows("SELECT document_id, written, indexed FROM coach_answers")
         assert written == 1 and indexed == 1
-        path = path_for(settings.team_library_dir, doc_id)
+        path = path_for(settings.team_library_dir, h.guild.id, doc_id)
         assert path.is_file()
-        doc = next(d for d in load_library(settings.team_library_dir).documents if d.id == doc_id)
+        doc = next(d for d in load_library([settings.knowledge_dir, settings.team_library_dir]).documents
+                   if d.id == doc_id)
         assert doc.sources[0].author == "coach-sam" and doc.guild_id == h.guild.id and doc.question == QUESTION
         assert doc.sources[0].url == "https://www.racerxvt.com/article/race-day-nutrition"
         chunks = [c for c in h.bot.engine.index.chunks if c.doc_id == doc_id]
@@ -282,7 +283,7 @@ async def test_edit_and_forget_reindex_the_document(settings: Settings) -> None:
         forget = await h.admin.slash(h.channel, "forget", document=doc_id)
         assert said(forget).startswith(f"Removed `{doc_id}`")
         assert doc_id not in h.bot.engine.index.documents
-        assert not path_for(settings.team_library_dir, doc_id).exists()
+        assert not path_for(settings.team_library_dir, h.guild.id, doc_id).exists()
         h.allow("forget", h.rider)
         refused = await h.rider.slash(h.channel, "forget", document=doc_id)
         assert refused.response is not None and refused.response.content.startswith("Sorry, that command is for")

@@ -17,10 +17,12 @@ from bot.state.storage import Storage
 from index.answers.composer import AnswerComposer
 from index.engine import Engine
 from index.errors import KnowledgeFileError, LibraryError
-from index.library.documents import Kind
+from index.library.documents import Kind, guild_folder
 from index.retrieval.embedding import EmbeddingCache
 from tests.bot_fixtures import ALWAYS, bot_library, make_bot, make_settings, running
 from tests.helpers import HashingEmbedder, front_matter
+
+GUILD = 4242  # the server the uploads come from
 
 WENT_WRONG = "Sorry, something went wrong on my side. The admins can see the details in the log; please try again."
 
@@ -53,13 +55,13 @@ async def test_uploads_and_a_reindex_at_the_same_time_are_serialised(editor: Lib
             return await editor.rebuild(1, "admin")
 
     results = await asyncio.gather(
-        editor.add_upload("seat-bounce.md", first, Kind.RELATED, 1, "admin"),
-        editor.add_upload("seat-bounce.md", second, Kind.RELATED, 2, "other"),
+        editor.add_upload("seat-bounce.md", first, Kind.RELATED, 1, "admin", guild_id=GUILD),
+        editor.add_upload("seat-bounce.md", second, Kind.RELATED, 2, "other", guild_id=GUILD),
         reindex(), return_exceptions=True)
     refused = [r for r in results if isinstance(r, KnowledgeFileError)]
     added = [r for r in results if isinstance(r, tuple)]
     assert len(refused) == 1 and len(added) == 1, results
-    saved = editor.engine.library_dir / "related" / "seat-bounce.md"
+    saved = guild_folder(editor.engine.library_dir, GUILD) / "related" / "seat-bounce.md"
     # Whichever took the lock first wins; the other never overwrote it.
     winner = first if results[0] is added[0] else second
     assert saved.read_bytes() == winner
@@ -78,15 +80,15 @@ async def test_a_failure_that_is_not_a_bad_file_rolls_back_and_keeps_the_old_ind
 
     monkeypatch.setattr(editor.engine, "reindex", disk_full)
     with pytest.raises(LibraryChangeError) as failed:
-        await editor.add_upload("new-doc.md", upload("new-doc", "Text."), Kind.RELATED, 1, "admin")
+        await editor.add_upload("new-doc.md", upload("new-doc", "Text."), Kind.RELATED, 1, "admin", guild_id=GUILD)
     assert "/secret" not in failed.value.user_message
-    assert not (editor.engine.library_dir / "related" / "new-doc.md").exists()
+    assert not (guild_folder(editor.engine.library_dir, GUILD) / "related" / "new-doc.md").exists()
     assert editor.engine.index is before
     async with editor.storage.db.execute("SELECT COUNT(*) FROM reindexes") as cursor:
         assert await cursor.fetchone() == (0,)
     # A bad library (not a bad upload) is reported with its files and leaves the old index too.
     monkeypatch.undo()
-    broken = editor.engine.library_dir / "related" / "broken.md"
+    broken = guild_folder(editor.engine.library_dir, GUILD) / "related" / "broken.md"
     broken.parent.mkdir(parents=True, exist_ok=True)
     broken.write_text("---\ntitle: [oops\n---\ntext\n", encoding="utf-8")
     with pytest.raises(LibraryError):

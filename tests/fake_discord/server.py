@@ -33,6 +33,7 @@ DISPATCH, HEARTBEAT, IDENTIFY, RESUME, RECONNECT, INVALID_SESSION, HELLO, HEARTB
 PONG, MESSAGE, DEFERRED_MESSAGE, DEFERRED_UPDATE, UPDATE_MESSAGE, AUTOCOMPLETE, MODAL = 1, 4, 5, 6, 7, 8, 9
 EPHEMERAL = 1 << 6
 OPTION_TYPES = {3: str, 4: int, 5: bool, 10: float}
+ATTACHMENT = 11  # an attachment option's value: (file name, bytes) in `slash`
 
 
 @dataclass
@@ -233,6 +234,7 @@ class FakeDiscord(ChannelsMixin, ComponentsMixin):
         app.router.add_get("/gateway", self._gateway)
         app.router.add_get("/resume", self._gateway)
         app.router.add_route("*", self.API + "/{tail:.*}", self._rest)
+        app.router.add_get("/attachments/{id}/{name}", self._download)
         self._runner = web.AppRunner(app, handle_signals=False, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)  # loopback only, any free port
@@ -709,12 +711,15 @@ class FakeDiscord(ChannelsMixin, ComponentsMixin):
         command = self.command(name, scope)
         schema = {o["name"]: o for o in command.get("options", [])}
         given = []
+        resolved: dict[str, dict[str, Any]] = {}
         for key, value in options.items():
             if value is None:
                 continue
             if key not in schema:
                 raise KeyError(f"/{name} has no option {key!r}; it has {sorted(schema)}")
             kind = schema[key]["type"]
+            if kind == ATTACHMENT:
+                value = self._user_attachment(resolved, *value)
             expected = OPTION_TYPES.get(kind)
             if expected is not None and not isinstance(value, expected):
                 raise TypeError(f"/{name} {key} takes {expected.__name__}")
@@ -727,6 +732,8 @@ class FakeDiscord(ChannelsMixin, ComponentsMixin):
             raise ValueError(f"/{name} needs {missing}")
         user_id = user_id or p.snowflake()
         data: dict[str, Any] = {"id": command["id"], "name": name, "type": 1, "options": given}
+        if resolved:
+            data["resolved"] = {"attachments": resolved}
         if scope is not None:
             data["guild_id"] = str(guild_id)
         channel_id = channel_id or guild.channel_id
@@ -739,6 +746,21 @@ class FakeDiscord(ChannelsMixin, ComponentsMixin):
         """`user_id` becomes a member of the server (as if they had joined it)."""
         with self._cond:
             self.guilds[guild_id].members.add(user_id)
+
+    def _user_attachment(self, resolved: dict[str, dict[str, Any]], filename: str, data: bytes) -> str:
+        """A file a user attaches to a slash command: listed in the interaction's resolved data, its bytes served
+        at its url (the CDN's part, on this server)."""
+        attachment_id = p.snowflake()
+        with self._cond:
+            self.files[attachment_id] = data
+        url = f"http://127.0.0.1:{self.port}/attachments/{attachment_id}/{filename}"
+        resolved[str(attachment_id)] = {"id": str(attachment_id), "filename": filename, "size": len(data),
+                                        "url": url, "proxy_url": url, "content_type": "text/plain"}
+        return str(attachment_id)
+
+    async def _download(self, request: web.Request) -> web.Response:
+        data = self.files.get(int(request.match_info["id"]))
+        return web.Response(status=404) if data is None else web.Response(body=data)
 
     def wait_answered(self, interactions: Iterable[Interaction], timeout: float = 30) -> None:
         pending = list(interactions)

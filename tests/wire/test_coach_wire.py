@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 
+from index.coaching.contributions import path_for
 from tests.conftest import KNOWLEDGE
 from tests.fake_discord import FakeDiscord, Interaction
 from tests.fake_discord.channels import pinged_role_ids, pinged_user_ids, pings_everyone
@@ -295,7 +296,7 @@ def test_mentions_and_front_matter_breaking_markdown_are_stored_safely_and_ping_
 
     # The stored document: the coach's text is the body, the front matter is the code's own.
     [(doc_id,)] = rows(running.data, f"SELECT document_id FROM coach_answers WHERE question = '{question}'")
-    path = running.data / "library" / "forum" / f"{doc_id}.md"
+    path = path_for(running.data / "library", GUILD_ID, doc_id)
     assert path.is_file(), sorted(p.name for p in (running.data / "library").rglob("*"))
     from index.library.documents import load_library
 
@@ -363,10 +364,10 @@ def test_sigkill_between_submit_and_reindex_then_restart(tmp_path: Path, coach_i
                 # A FIFO where the library file's temporary copy goes: the write blocks on it (holding the
                 # library lock) with the rider answered and the file not written, so the kill lands there.
                 # (Should the file be written differently one day, the kill still follows the poll below.)
-                from index.coaching.contributions import document_id, path_for
+                from index.coaching.contributions import document_id
 
                 request_id = int(button(card, "answer").rsplit(":", 1)[1])
-                path = path_for(data / "library", document_id(request_id, title))
+                path = path_for(data / "library", GUILD_ID, document_id(request_id, title))
                 held = path.with_name(f".{path.name}.tmp")
                 held.parent.mkdir(parents=True, exist_ok=True)
                 os.mkfifo(held)
@@ -398,7 +399,7 @@ def test_sigkill_between_submit_and_reindex_then_restart(tmp_path: Path, coach_i
             fake.wait_until(lambda: rows(data, "SELECT written, indexed FROM coach_answers") == [(1, 1)], 90,
                             "the restarted bot to finish the answer")
             [(doc_id,)] = rows(data, "SELECT document_id FROM coach_answers")
-            assert (data / "library" / "forum" / f"{doc_id}.md").is_file()
+            assert path_for(data / "library", GUILD_ID, doc_id).is_file()
             again = fake.slash("ask", question=QUESTION, user_id=RIDER + 2)
             settled(fake, [again], bot)
             assert coach_cited(again), (fields(again), again.text)

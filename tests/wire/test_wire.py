@@ -162,9 +162,9 @@ def test_video_and_sources_answer(wire: Wire) -> None:
 def test_a_member_without_manage_server_is_refused_the_admin_commands(wire: Wire) -> None:
     refused = [wire.fake.slash("reindex"), wire.fake.slash("unanswered", days=3)]
     answered(wire, refused)
-    for interaction in refused:
+    for interaction, why in zip(refused, ("for the bot's owner only", "for server admins"), strict=True):
         assert interaction.callback_type == MESSAGE, interaction.sent
-        assert interaction.sent[0].body["flags"] & 64 and "for server admins" in interaction.text
+        assert interaction.sent[0].body["flags"] & 64 and why in interaction.text
         assert len(interaction.sent) == 1, "nothing else happens"
 
 
@@ -175,7 +175,7 @@ def test_admin_reindex_swaps_the_index_while_20_questions_are_in_flight(wire: Wi
                      "tags: [hip-hinge]\nsources:\n  - title: The Hip Hinge\n    publisher: Racer X\n"
                      "    url: https://www.racerxvt.com/article/the-hip-hinge-do-this-to-ride-faster-video\n---\n"
                      "## Note\nHinge from the hips with a long spine when the track gets rough.\n", encoding="utf-8")
-    reindex = fake.slash("reindex", admin=True)
+    reindex = fake.slash("reindex", admin=True, user_id=int(fake.owner["id"]))  # the application's owner
     answered(wire, [reindex])
     questions = ["how do I stop arm pump?", "what is a hip hinge?", "kettlebell swing for riders",
                  "why does my lower back hurt after riding?", "best drill for the attack position"]
