@@ -100,6 +100,33 @@ def test_the_readme_topic_table_lists_every_document(documents: list[Document]) 
     assert not missing, f"add these ids to the topic table in knowledge/README.md: {missing}"
 
 
+def _topic_section() -> list[str]:
+    return (KNOWLEDGE / "README.md").read_text(encoding="utf-8").split("## Topics covered", 1)[1].splitlines()
+
+
+def test_every_topic_row_sits_inside_the_readme_table(documents: list[Document]) -> None:
+    """Issue 28: rows added after the table's closing sentence render as loose text, not as table rows.
+    The table is one unbroken block of `|` lines; every row has a topic and known ids; every id is in it."""
+    lines = _topic_section()
+    starts = [i for i, line in enumerate(lines) if line.startswith("|")]
+    assert starts, "no topic table in knowledge/README.md"
+    first, last = starts[0], starts[-1]
+    outside = [line for line in lines[first:last + 1] if not line.startswith("|")]
+    assert not outside, f"these lines break the topic table (rows after them fall outside it): {outside}"
+    assert lines[first] == "| topic | documents |" and lines[first + 1] == "| --- | --- |", lines[first:first + 2]
+    known = {d.id for d in documents}
+    listed: set[str] = set()
+    for row in lines[first + 2:last + 1]:
+        cells = [c.strip() for c in row.strip().strip("|").split("|")]
+        assert len(cells) == 2 and cells[0] and cells[1], f"a topic row needs a topic and its ids: {row}"
+        ids = [i.strip() for i in cells[1].split(",")]
+        unknown = [i for i in ids if i not in known]
+        assert not unknown, f"the topic table names ids no document has: {unknown}"
+        listed.update(ids)
+    missing = sorted(known - listed)
+    assert not missing, f"add these ids to a row of the topic table in knowledge/README.md: {missing}"
+
+
 def _words(text: str) -> list[str]:
     """Lower-case words with punctuation dropped, so copying survives changed quotes, dashes and capitals."""
     return re.findall(r"[a-z0-9]+", text.lower().replace("\u2019", "").replace("'", ""))
