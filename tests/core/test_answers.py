@@ -235,10 +235,6 @@ class TestRealLibrary:
         # vague held-out question ("my back looks like a banana..."), 0.889 since a video's summary leads only a
         # question that asks for a video. 0.853 since 30 questions written and labelled blind joined (0.800 on
         # those) and "stick" means a dowel only as a noun. The target is 0.9, not reached yet.
-        # The third edition of the library (22 documents) took the 75 rows before it from 64 to 61 (a near-tie
-        # on "how do I hinge properly"; the new cramping and eating documents now lead two questions labelled
-        # with older ones) and added 22 rows for its own topics (22 of 22): 83/97 = 0.856 in all. The floor
-        # stays where it was, for the whole set; the drop on the older rows is recorded, not hidden.
         assert share >= 0.84, wrong
 
     def test_a_video_description_leads_only_a_question_asking_for_a_video(self, library_engine: Engine) -> None:
