@@ -38,7 +38,6 @@ from tests.wire.test_coach_wire import (
     button,
     coach_fake,
     fields,
-    prefilled,
     replies_to,
     rows,
     wait_card,
@@ -156,7 +155,7 @@ def one_round(w: CoachWire, data: Path, n: int, question: str, text: str, probe:
     if shown.modal is None:
         raise RuntimeError(f"no modal for card {card['id']}: {shown.sent}")
     before = len(rows(data, "SELECT id FROM coach_answers"))
-    submit = fake.submit_modal(shown, {"answer": text, "title": prefilled(shown.modal, "title")},
+    submit = fake.submit_modal(shown, {"answer": text, "title": question},
                                user_id=COACH, roles=[w.coach_role])
     start = submit.dispatched_at
     result = Round(question)

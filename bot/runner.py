@@ -14,12 +14,24 @@ log = logging.getLogger(__name__)
 DRAIN_SECONDS = 8.0  # within the usual 10 s grace between SIGTERM and SIGKILL
 
 
+# discord.py's names for the tasks that run a handler: slash commands, a view's or a persistent (dynamic) item's
+# callback, a modal's, and event listeners (on_message, on_interaction: the coach modal's raw handler).
+IN_FLIGHT = ("CommandTree-invoker", "discord-ui-view-dispatch-", "discord-ui-dynamic-item-",
+             "discord-ui-modal-dispatch-", "discord.py: ")
+
+
+def in_flight() -> list[asyncio.Task[object]]:
+    return [t for t in asyncio.all_tasks() if t.get_name().startswith(IN_FLIGHT) and not t.done()
+            and t is not asyncio.current_task()]
+
+
 async def drain_commands(seconds: float) -> None:
-    """Let the slash commands already running finish (bounded): without this a restart leaves every rider
-    whose question was in flight looking at "thinking…" with no answer."""
-    running = [t for t in asyncio.all_tasks() if t.get_name() == "CommandTree-invoker" and not t.done()]
+    """Let every interaction and listener already running finish (bounded): slash commands, button presses,
+    modal submits, DMs and mentions. Without this a restart leaves a rider looking at "thinking…" with no answer,
+    or a coach's submit half done."""
+    running = in_flight()
     if running:
-        log.info("waiting up to %.0fs for %d command(s) in flight", seconds, len(running))
+        log.info("waiting up to %.0fs for %d interaction(s) and listener(s) in flight", seconds, len(running))
         await asyncio.wait(running, timeout=seconds)
 
 

@@ -44,6 +44,9 @@ class Settings(BaseSettings):
                                         "mentions")
     ask_cooldown_rate: int = Field(default=3, ge=1, description="requests allowed per user per window")
     retention_days: int = Field(default=180, ge=1, description="days questions and feedback are kept")
+    coach_retry_seconds: float = Field(default=30.0, gt=0, description="how often the bot retries coach work a "
+                                       "Discord error or a crash left unfinished (replies, cards, library files); "
+                                       "a failing item backs off up to 10 minutes")
     thread_followups: bool = Field(default=False, description="answer plain messages in the threads the bot "
                                    "opened (needs the Message Content intent)")
     conversation_idle_hours: float = Field(default=24.0, gt=0, description="a conversation's context is "

@@ -129,13 +129,13 @@ class AnswerModal(discord.ui.Modal):
     """The coach's answer. Submissions are handled by bot.cogs.coach from the raw interaction (by custom id), so a
     modal opened before a restart still lands."""
 
-    def __init__(self, action: str, target: int, question: str, title: str = "", text: str = "",
-                 link: str = "") -> None:
+    def __init__(self, action: str, target: int, title: str = "", text: str = "", link: str = "") -> None:
         super().__init__(title="Answer the rider" if action == "answer" else "Edit your answer",
                          custom_id=f"hinge:modal:{action}:{target}", timeout=900)
+        # No default from the rider's question: its words are the rider's, and the title is the library's.
         self.add_item(discord.ui.TextInput(label="Title", custom_id="title", style=discord.TextStyle.short,
-                                           max_length=MAX_TITLE_CHARS, required=True,
-                                           default=clip(title or question, MAX_TITLE_CHARS)))
+                                           max_length=MAX_TITLE_CHARS, required=True, default=title or None,
+                                           placeholder="A short title for the team library"))
         self.add_item(discord.ui.TextInput(label="Your answer", custom_id="answer", style=discord.TextStyle.paragraph,
                                            max_length=MAX_ANSWER_CHARS, required=True, default=text or None))
         self.add_item(discord.ui.TextInput(label="Source link (optional)", custom_id="link", required=False,
@@ -158,11 +158,12 @@ def modal_values(data: dict[str, Any]) -> dict[str, str]:
     return found
 
 
-def delivery_embed(question: str, answer: CoachAnswer) -> discord.Embed:
+def delivery_embed(question: str, answer: CoachAnswer, marker: str) -> discord.Embed:
     embed = discord.Embed(title=clip(f"Q: {safe(question)}", 256), description=clip(safe(answer.text), 4000),
                           colour=ANSWERED_COLOUR)
     embed.set_author(name=clip(f"Coach {answer.coach_name} answered", 256))
     if valid_url(answer.link):
         embed.add_field(name="Source", value=clip(str(answer.link), FIELD_VALUE_LIMIT), inline=False)
-    embed.set_footer(text="Saved to the team library: the next rider who asks gets this answer straight away.")
+    embed.set_footer(text="Saved to the team library: the next rider who asks gets this answer straight away. "
+                          f"· {marker}")
     return fit(embed)

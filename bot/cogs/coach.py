@@ -18,13 +18,15 @@ from bot.client import HingeBot
 from bot.coach.cards import MODAL_ID, AnswerModal, CardButton, MergeSelect, merge_view, modal_values
 from bot.coach.desk import CoachDesk, CoachSetup
 from bot.coach.digest import chart_png, digest_text, due, make_digest
+from bot.coach.store import CardClosedError, CoachAnswer
 from bot.embeds import COLOUR, clip, safe
-from bot.errors import NotCoach, report
+from bot.errors import NotAdmin, NotCoach, report
 from bot.permissions import is_admin
 from index.coaching.contributions import MAX_ANSWER_CHARS
 
 log = logging.getLogger(__name__)
 DEFAULT_DIGEST_WEEKDAY, DEFAULT_DIGEST_HOUR = 0, 8  # Monday 08:00 UTC
+ONLY_AUTHOR = "Only the coach who wrote this answer, or a server admin, can edit it."
 
 
 def desk_of(interaction: discord.Interaction) -> CoachDesk:
@@ -51,6 +53,16 @@ async def handle_card(interaction: discord.Interaction, action: str, target: int
         await report(interaction, exc, f"coach card {action}")
 
 
+async def may_edit(interaction: discord.Interaction, answer: CoachAnswer) -> bool:
+    """The coach who wrote an answer, or a server admin."""
+    if answer.coach_id == interaction.user.id:
+        return True
+    try:
+        return await is_admin(interaction)
+    except NotAdmin:
+        return False
+
+
 async def _handle_card(interaction: discord.Interaction, action: str, target: int, value: int) -> None:
     desk = desk_of(interaction)
     await check_coach(interaction, await desk.setup_for(interaction.guild_id))
@@ -59,18 +71,22 @@ async def _handle_card(interaction: discord.Interaction, action: str, target: in
         if answer is None or answer.removed or answer.guild_id != interaction.guild_id:
             await interaction.response.send_message("That answer is no longer in the library.", ephemeral=True)
             return
-        await interaction.response.send_modal(AnswerModal("edit", answer.id, answer.question, answer.title,
-                                                          answer.text, answer.link or ""))
+        if not await may_edit(interaction, answer):
+            await interaction.response.send_message(ONLY_AUTHOR, ephemeral=True)
+            return
+        await interaction.response.send_modal(AnswerModal("edit", answer.id, answer.title, answer.text,
+                                                          answer.link or ""))
         return
     request = await desk.store.request(target)
     if request is None or request.guild_id != interaction.guild_id:
         await interaction.response.send_message("I no longer have that question.", ephemeral=True)
         return
     if request.status != "open":
-        await interaction.response.send_message(f"This card is already closed ({request.status}).", ephemeral=True)
+        await interaction.response.send_message(CardClosedError(request.status, request.closed_by).user_message,
+                                                ephemeral=True)
         return
     if action == "answer":
-        await interaction.response.send_modal(AnswerModal("answer", request.id, request.question))
+        await interaction.response.send_modal(AnswerModal("answer", request.id))
     elif action == "dismiss":
         await interaction.response.defer(ephemeral=True, thinking=True)
         await desk.dismiss(request.id, interaction.user.display_name)
@@ -94,6 +110,11 @@ async def _handle_card(interaction: discord.Interaction, action: str, target: in
                                         ephemeral=True)
 
 
+def handed_back(text: str) -> discord.File:
+    """A coach's text returned as a file, so nothing they typed is lost when it could not be saved."""
+    return discord.File(io.BytesIO(text.encode()), "answer.txt")
+
+
 async def handle_modal(interaction: discord.Interaction, action: str, target: int) -> None:
     desk = desk_of(interaction)
     await check_coach(interaction, await desk.setup_for(interaction.guild_id))
@@ -107,26 +128,35 @@ async def handle_modal(interaction: discord.Interaction, action: str, target: in
         # Discord enforces the limit in its client; a longer text means a bad client: hand it back, keep nothing.
         await interaction.response.send_message(
             f"That answer is {len(text):,} characters; the limit is {MAX_ANSWER_CHARS:,}. Here it is back so "
-            "nothing is lost.", file=discord.File(io.BytesIO(text.encode()), "answer.txt"), ephemeral=True)
+            "nothing is lost.", file=handed_back(text), ephemeral=True)
         return
     await interaction.response.defer(ephemeral=True, thinking=True)
     guild_name = interaction.guild.name if interaction.guild else "the team"
     if action == "edit":
         answer = await desk.store.answer(target)
         if answer is None or answer.removed or answer.guild_id != interaction.guild_id:
-            await interaction.followup.send("That answer is no longer in the library.", ephemeral=True)
+            await interaction.followup.send("That answer is no longer in the library; here is your text back.",
+                                            file=handed_back(text), ephemeral=True)
             return
-        await desk.edit(answer, title, text, link.strip() or None)
-        await interaction.followup.send(f"Updated `{answer.document_id}` in the library.", ephemeral=True)
+        if not await may_edit(interaction, answer):
+            await interaction.followup.send(ONLY_AUTHOR, file=handed_back(text), ephemeral=True)
+            return
+        edited = await desk.edit(answer.id, interaction.user.display_name, title, text, link.strip() or None)
+        await interaction.followup.send(f"Updated `{answer.document_id}` in the library." if edited else
+                                        "That answer was removed meanwhile; here is your text back.",
+                                        file=discord.utils.MISSING if edited else handed_back(text), ephemeral=True)
         return
     request = await desk.store.request(target)
-    if request is None or request.guild_id != interaction.guild_id or request.status != "open":
-        await interaction.followup.send("That card was closed meanwhile; your answer was not saved. Here it is "
-                                        "back.", file=discord.File(io.BytesIO(text.encode()), "answer.txt"),
-                                        ephemeral=True)
+    if request is None or request.guild_id != interaction.guild_id:
+        await interaction.followup.send("I no longer have that question; your answer was not saved. Here it is "
+                                        "back.", file=handed_back(text), ephemeral=True)
         return
-    riders = len(await desk.store.askers(request.id))
-    answer = await desk.submit(request, interaction.user, guild_name, title, text, link.strip() or None)
+    try:
+        answer, riders = await desk.submit(request, interaction.user, guild_name, title, text, link.strip() or None)
+    except CardClosedError as closed:
+        await interaction.followup.send(f"{closed.user_message} Your answer was not saved; here it is back.",
+                                        file=handed_back(text), ephemeral=True)
+        return
     note = "" if not link.strip() or desk.draft(answer, request).source_url == link.strip() else \
         " The source link wasn't a valid http(s) address, so the card is cited instead."
     await interaction.followup.send(f"Thanks! Sent to {riders} rider{'s' if riders != 1 else ''} and saved to the "
@@ -136,24 +166,34 @@ async def handle_modal(interaction: discord.Interaction, action: str, target: in
 class Coach(commands.Cog):
     def __init__(self, bot: HingeBot) -> None:
         self.bot = bot
-        self._recovered = False
 
     async def cog_load(self) -> None:
         self.bot.add_dynamic_items(CardButton, MergeSelect)
         self.digest_loop.start()
+        self.recovery_loop.change_interval(seconds=self.bot.settings.coach_retry_seconds)
+        self.recovery_loop.start()
 
     async def cog_unload(self) -> None:
         self.bot.remove_dynamic_items(CardButton, MergeSelect)
         self.digest_loop.cancel()
+        self.recovery_loop.cancel()
 
-    @commands.Cog.listener()
-    async def on_ready(self) -> None:
-        if self._recovered:
-            return
-        self._recovered = True
-        finished = await self.bot.coach.recover()
-        if finished:
-            log.info("finished %d coach answer(s) left half done", finished)
+    @tasks.loop(seconds=30)
+    async def recovery_loop(self) -> None:
+        """While the bot runs, not only at start-up: whatever a crash or a Discord error left undone."""
+        attempted = await self.bot.coach.recover()
+        if attempted:
+            log.info("recovery: %d coach item(s) attempted", attempted)
+
+    @recovery_loop.before_loop
+    async def _recovery_waits_for_ready(self) -> None:
+        await self.bot.wait_until_ready()
+
+    @recovery_loop.error
+    async def _recovery_failed(self, error: BaseException) -> None:
+        # A failure outside the per-item handling (the database): logged, and the loop goes on.
+        log.error("the coach recovery round failed", exc_info=error)
+        self.recovery_loop.restart()
 
     @commands.Cog.listener()
     async def on_interaction(self, interaction: discord.Interaction) -> None:
@@ -193,7 +233,7 @@ class Coach(commands.Cog):
                                                     "/coach-answers.", ephemeral=True)
             return
         await interaction.response.defer(ephemeral=True, thinking=True)
-        await self.bot.coach.forget(answer, interaction.user.id, str(interaction.user))
+        await self.bot.coach.forget(answer)
         await interaction.followup.send(f"Removed `{answer.document_id}` from the library and reindexed.",
                                         ephemeral=True)
 

@@ -79,8 +79,7 @@ class Conversations(commands.Cog):
         question_id = await self.bot.log_answer(answer, guild_id, message.channel.id, message.author.id,
                                                 private=is_dm)
         view: discord.ui.View | None = None
-        coached = (await self.bot.coach.home_guild() if is_dm else
-                   await self.bot.coach.setup_for(guild_id)) is not None
+        coached = await self.bot.coach.has_queue() if is_dm else await self.bot.coach.setup_for(guild_id) is not None
         if answer.answered:
             view = answer_view(question_id, ("up", "down", "more", "coach") if coached else ("up", "down", "more"))
         elif coached and answer.status == "declined":

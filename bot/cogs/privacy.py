@@ -9,6 +9,7 @@ from discord import app_commands
 from discord.ext import commands, tasks
 
 from bot.client import HingeBot
+from bot.state.storage import Forgotten
 
 log = logging.getLogger(__name__)
 
@@ -23,18 +24,29 @@ class Privacy(commands.Cog):
     async def cog_unload(self) -> None:
         self.retention_loop.cancel()
 
-    @app_commands.command(name="forget-me", description="Delete the questions you asked and your feedback")
+    @app_commands.command(name="forget-me", description="Delete everything I keep of you: questions, feedback, "
+                          "conversations, coach requests")
     async def forget_me(self, interaction: discord.Interaction) -> None:
-        removed = await self.bot.storage.forget_user(interaction.user.id)
-        await interaction.response.send_message(
-            f"Done: I deleted {removed} question{'s' if removed != 1 else ''} and your feedback. Answers coaches "
-            "wrote for the library stay, without your name.", ephemeral=True)
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        forgotten = await self.bot.storage.forget_user(interaction.user.id)
+        await self.show_cards(forgotten)
+        removed = forgotten.questions
+        await interaction.followup.send(
+            f"Done: I deleted {removed} question{'s' if removed != 1 else ''}, your feedback, your conversations "
+            "and your place on the coaches' cards. Answers coaches wrote for the library stay, without you.",
+            ephemeral=True)
+
+    async def show_cards(self, forgotten: Forgotten) -> None:
+        # The rows are gone already; a card whose edit fails stays marked out of date for the recovery loop.
+        for request_id in forgotten.cards:
+            await self.bot.coach.show_card(request_id)
 
     @tasks.loop(hours=6)
     async def retention_loop(self) -> None:
-        removed = await self.bot.storage.purge_older_than(self.bot.settings.retention_days)
-        if removed:
-            log.info("deleted %d questions older than %d days", removed, self.bot.settings.retention_days)
+        forgotten = await self.bot.storage.purge_older_than(self.bot.settings.retention_days)
+        await self.show_cards(forgotten)
+        if forgotten.questions:
+            log.info("deleted %d questions older than %d days", forgotten.questions, self.bot.settings.retention_days)
 
 
 async def setup(bot: HingeBot) -> None:

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import discord
 
 from bot.embeds import clip
+from bot.state.storage import StoredTurn
 from index.answers.composer import turn_of
 from index.answers.conversation import Turn
 from index.answers.models import Answer
@@ -35,17 +37,18 @@ class ConversationDesk:
             self._locks = {k: v for k, v in self._locks.items() if v.locked()}
         return self._locks.setdefault(channel_id, asyncio.Lock())
 
-    async def history(self, channel_id: int | None) -> list[Turn] | None:
+    async def history(self, channel_id: int | None) -> list[StoredTurn] | None:
         """The earlier turns in this channel when it is a conversation (a thread the bot opened, or a DM)."""
         if channel_id is None:
             return None
         return await self.bot.storage.conversation(channel_id, self.bot.settings.conversation_idle_hours)
 
-    async def add(self, channel_id: int, guild_id: int | None, user_id: int | None, history: list[Turn],
+    async def add(self, channel_id: int, guild_id: int | None, user_id: int | None, history: Sequence[Turn],
                   answer: Answer) -> None:
         if answer.status == "invalid":
             return
-        await self.bot.storage.save_conversation(channel_id, guild_id, user_id, [*history, turn_of(answer)])
+        turn = StoredTurn(**turn_of(answer).model_dump(), user_id=user_id)
+        await self.bot.storage.save_conversation(channel_id, guild_id, user_id, [*history, turn])
 
     async def open_thread(self, interaction: discord.Interaction, message_id: int, answer: Answer) -> None:
         """A public thread on the answer, named after the question; its first turn is this answer."""

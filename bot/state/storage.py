@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -138,10 +139,25 @@ MIGRATIONS: Sequence[str] = (
         updated_at TEXT NOT NULL
     );
     """,
+    # 4: exactly-once delivery (a rider is claimed before the reply is sent), edits credited, cards whose Discord
+    # message is out of date (the recovery loop edits them)
+    """
+    ALTER TABLE coach_askers ADD COLUMN claimed_at TEXT;
+    ALTER TABLE coach_askers ADD COLUMN reply_message_id INTEGER;
+    ALTER TABLE coach_answers ADD COLUMN edited_by TEXT;
+    ALTER TABLE coach_requests ADD COLUMN card_stale INTEGER NOT NULL DEFAULT 0;
+    """,
 )
 
 
-_TURNS = TypeAdapter(list[Turn])
+class StoredTurn(Turn):
+    """A conversation turn with the rider who asked it, so /forget-me and retention can take out their turns
+    from a thread someone else opened. Turns stored before it have no rider (None)."""
+
+    user_id: int | None = None
+
+
+_TURNS = TypeAdapter(list[StoredTurn])
 MAX_KEPT_TURNS = 10
 
 
@@ -199,6 +215,49 @@ def _now() -> str:
     return datetime.now(UTC).isoformat()
 
 
+# What a card says once every rider who asked it is forgotten: the question was theirs.
+FORGOTTEN_QUESTION = "(a question whose rider asked to be forgotten)"
+
+
+class Forgotten(BaseModel):
+    """What /forget-me or retention took out: the questions, and the coach cards whose text or riders changed."""
+
+    questions: int
+    cards: list[int]
+
+
+async def erase(db: aiosqlite.Connection, question_ids: Sequence[int], user_id: int | None = None) -> Forgotten:
+    """Inside a transaction: delete these questions (and, with `user_id`, everything else of that rider) with
+    their feedback and their places on coach cards. A card left with no rider is withdrawn; a card whose text
+    was theirs takes the next rider's words; a coach answer keeps its text but no longer the rider's question
+    (its library file is written again without it)."""
+    ids = json.dumps(list(question_ids))
+    who = user_id if user_id is not None else -1
+    mine = "(question_id IN (SELECT value FROM json_each(?)) OR user_id = ?)"
+    async with db.execute(f"SELECT DISTINCT request_id FROM coach_askers WHERE {mine}", (ids, who)) as cursor:
+        cards = sorted(int(r[0]) for r in await cursor.fetchall())
+    await db.execute("DELETE FROM feedback WHERE question_id IN (SELECT value FROM json_each(?)) OR user_id = ?",
+                     (ids, who))
+    await db.execute(f"DELETE FROM coach_askers WHERE {mine}", (ids, who))
+    cursor = await db.execute("DELETE FROM questions WHERE id IN (SELECT value FROM json_each(?))", (ids,))
+    removed = int(cursor.rowcount)
+    now = _now()
+    for request_id in cards:
+        async with db.execute("SELECT question FROM coach_askers WHERE request_id = ? ORDER BY id LIMIT 1",
+                              (request_id,)) as cursor:
+            first = await cursor.fetchone()
+        question = str(first[0]) if first else FORGOTTEN_QUESTION
+        await db.execute("UPDATE coach_requests SET vector = CASE WHEN question = ? THEN vector END, question = ?, "
+                         "card_stale = 1 WHERE id = ?", (question, question, request_id))
+        if first is None:
+            await db.execute("UPDATE coach_requests SET status = 'withdrawn', closed_at = ?, closed_by = 'the rider' "
+                             "WHERE id = ? AND status = 'open'", (now, request_id))
+        await db.execute("UPDATE coach_answers SET question = CASE WHEN ? THEN ? ELSE title END, written = 0, "
+                         "indexed = 0, updated_at = ? WHERE request_id = ? AND removed = 0 AND question != ?",
+                         (first is not None, question, now, request_id, question))
+    return Forgotten(questions=removed, cards=cards)
+
+
 class Storage:
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -214,7 +273,8 @@ class Storage:
     async def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._db = await aiosqlite.connect(self.path)
-        for pragma in ("PRAGMA journal_mode=WAL", "PRAGMA foreign_keys=ON"):
+        # secure_delete: a forgotten rider's words are overwritten in the file, not left in free pages.
+        for pragma in ("PRAGMA journal_mode=WAL", "PRAGMA foreign_keys=ON", "PRAGMA secure_delete=ON"):
             # Closing the cursor matters: an unread PRAGMA row keeps a statement open, which
             # blocks the migration's COMMIT.
             async with self._db.execute(pragma):
@@ -244,7 +304,8 @@ class Storage:
         Every write goes through here. The bot's coroutines share one connection, so without the lock one
         writer's commit would also commit another's half-done statements (a purge's first DELETE without its
         second), and a writer that found another's transaction open could not tell when it ended. Commit and
-        rollback are shielded: a writer cancelled half-way never leaves a transaction open.
+        rollback are shielded: a writer cancelled half-way never leaves a transaction open. A COMMIT that fails
+        (a full disk, a busy file) is rolled back, so the next writer does not inherit its statements.
         """
         async with self._write_lock:
             try:
@@ -252,7 +313,11 @@ class Storage:
             except BaseException:
                 await asyncio.shield(self._rollback())
                 raise
-            await asyncio.shield(self.db.commit())
+            try:
+                await asyncio.shield(self.db.commit())
+            except BaseException:
+                await asyncio.shield(self._rollback())
+                raise
 
     async def _rollback(self) -> None:
         with contextlib.suppress(aiosqlite.Error, ValueError, RuntimeError):
@@ -310,25 +375,32 @@ class Storage:
                               channel_id=row[5], user_id=row[6], private=bool(row[7]), message_id=row[8],
                               answer_json=row[9])
 
-    async def forget_user(self, user_id: int) -> int:
-        """Delete a rider's questions and feedback (their /forget-me); returns how many questions went."""
+    async def forget_user(self, user_id: int) -> Forgotten:
+        """Delete every row that holds a rider's id or words (their /forget-me), in one transaction."""
         async with self.transaction() as db:
-            await db.execute("DELETE FROM feedback WHERE user_id = ? OR question_id IN "
-                             "(SELECT id FROM questions WHERE user_id = ?)", (user_id, user_id))
-            await db.execute("UPDATE coach_askers SET user_id = NULL, question = '', withdrawn = 1 "
-                             "WHERE user_id = ?", (user_id,))
+            async with db.execute("SELECT id FROM questions WHERE user_id = ?", (user_id,)) as cursor:
+                question_ids = [int(r[0]) for r in await cursor.fetchall()]
+            forgotten = await erase(db, question_ids, user_id=user_id)
+            async with db.execute("SELECT channel_id, turns FROM conversations") as cursor:
+                conversations = await cursor.fetchall()
+            for channel_id, turns in conversations:
+                kept = [t for t in _TURNS.validate_json(turns) if t.user_id != user_id]
+                await db.execute("UPDATE conversations SET turns = ? WHERE channel_id = ?",
+                                 (_TURNS.dump_json(kept).decode(), channel_id))
             await db.execute("DELETE FROM conversations WHERE user_id = ?", (user_id,))
-            cursor = await db.execute("DELETE FROM questions WHERE user_id = ?", (user_id,))
-        return int(cursor.rowcount)
+        return forgotten
 
-    async def purge_older_than(self, days: int) -> int:
-        """Delete questions and feedback older than `days` (the retention setting); returns how many questions."""
+    async def purge_older_than(self, days: int) -> Forgotten:
+        """Retention: every row holding a rider's words older than `days` goes (questions, feedback, their place
+        on coach cards, conversations idle that long), in one transaction."""
         before = (datetime.now(UTC) - timedelta(days=days)).isoformat()
         async with self.transaction() as db:
-            await db.execute("DELETE FROM feedback WHERE at < ? OR question_id IN "
-                             "(SELECT id FROM questions WHERE asked_at < ?)", (before, before))
-            cursor = await db.execute("DELETE FROM questions WHERE asked_at < ?", (before,))
-        return int(cursor.rowcount)
+            async with db.execute("SELECT id FROM questions WHERE asked_at < ?", (before,)) as cursor:
+                question_ids = [int(r[0]) for r in await cursor.fetchall()]
+            forgotten = await erase(db, question_ids)
+            await db.execute("DELETE FROM feedback WHERE at < ?", (before,))
+            await db.execute("DELETE FROM conversations WHERE updated_at < ?", (before,))
+        return forgotten
 
     async def record_feedback(self, question_id: int, user_id: int, helpful: bool) -> bool:
         """Store (or change) one user's vote on one answer; False if the answer is unknown."""
@@ -348,10 +420,12 @@ class Storage:
         return (int(row[0]), int(row[1])) if row else (0, 0)
 
     async def unanswered(self, days: int, limit: int = 200, guild_id: int | None = None) -> list[LoggedQuestion]:
-        """Declined questions and answers someone marked "Not helpful", newest first, at most `limit`."""
+        """Declined questions and answers someone marked "Not helpful", newest first, at most `limit`. Private
+        questions never: a rider who wants the coaches to see one sends it with Ask a coach."""
         since = (datetime.now(UTC) - timedelta(days=days)).isoformat()
         sql = ("SELECT q.id, q.asked_at, q.question, q.answered, MIN(f.helpful) FROM questions q "
                "LEFT JOIN feedback f ON f.question_id = q.id WHERE q.asked_at >= ? AND q.status != 'invalid' "
+               "AND q.private = 0 "
                "AND (? IS NULL OR q.guild_id = ?) "
                "GROUP BY q.id HAVING q.answered = 0 OR MIN(f.helpful) = 0 ORDER BY q.asked_at DESC LIMIT ?")
         async with self.db.execute(sql, (since, guild_id, guild_id, limit)) as cursor:
@@ -392,7 +466,7 @@ class Storage:
                              ok=bool(row[3]), documents=row[4], chunks=row[5], seconds=row[6])
 
     # -- conversations ------------------------------------------------------------------------
-    async def conversation(self, channel_id: int, idle_hours: float) -> list[Turn] | None:
+    async def conversation(self, channel_id: int, idle_hours: float) -> list[StoredTurn] | None:
         """The turns so far in a thread the bot opened or a DM; None when there is none or it went idle."""
         async with self.db.execute("SELECT turns, updated_at FROM conversations WHERE channel_id = ?",
                                    (channel_id,)) as cursor:
@@ -404,12 +478,13 @@ class Storage:
         return _TURNS.validate_json(row[0])
 
     async def save_conversation(self, channel_id: int, guild_id: int | None, user_id: int | None,
-                                turns: list[Turn]) -> None:
+                                turns: Sequence[Turn]) -> None:
         async with self.transaction() as db:
             await db.execute(
                 "INSERT INTO conversations (channel_id, guild_id, user_id, turns, updated_at) VALUES (?, ?, ?, ?, ?) "
                 "ON CONFLICT (channel_id) DO UPDATE SET turns = excluded.turns, updated_at = excluded.updated_at",
-                (channel_id, guild_id, user_id, _TURNS.dump_json(turns[-MAX_KEPT_TURNS:]).decode(), _now()))
+                (channel_id, guild_id, user_id, _TURNS.dump_json([StoredTurn.model_validate(t, from_attributes=True)
+                                                                  for t in turns[-MAX_KEPT_TURNS:]]).decode(), _now()))
 
     # -- per-server settings ----------------------------------------------------------------
     async def guild_settings(self, guild_id: int) -> GuildSettings:

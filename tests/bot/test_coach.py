@@ -77,7 +77,10 @@ async def answer_card(coach: simcord.MemberActor, card: discord.Message, text: s
                       title: str | None = None, link: str = "") -> simcord.InteractionResult:
     shown = await coach.click(card, label="Answer")
     assert shown.modal is not None, "Answer should open a modal"
-    values = {"answer": text, "link": link, "title": title if title is not None else prefilled(shown.modal, "title")}
+    assert prefilled(shown.modal, "title") == "", "the rider's question is not the modal's default title"
+    # The coach types a title; by default the card's question, as coaches mostly do.
+    typed = title if title is not None else str(card.embeds[0].description)
+    values = {"answer": text, "link": link, "title": typed}
     return await coach.submit_modal(shown, values)
 
 
@@ -215,8 +218,20 @@ async def test_not_helpful_and_ask_a_coach_join_the_queue_private_ones_only_on_r
                                        private=True)).response
         assert private is not None and private.ephemeral
         assert len(cards(queue)) == 1  # nothing queued until the rider asks for it
-        sent = await h.rider.click(private, label="Ask a coach")
+        # Not helpful on a private answer is feedback only: the question stays with the rider.
+        down = await h.rider.click(private, label="Not helpful")
+        assert "stays with you" in said(down)
+        assert len(cards(queue)) == 1
+        assert h.rows("SELECT COUNT(*) FROM coach_askers WHERE private = 1") == [(0,)]
+        # Ask a coach says first what the coaches will see, and sends nothing until the rider says yes.
+        consent = await h.rider.click(private, label="Ask a coach")
+        assert "will see this question, without your name" in said(consent)
+        assert "how long should I hold a plank?" in said(consent)
+        assert len(cards(queue)) == 1
+        message = consent.followups[-1] if consent.followups else consent.response
+        sent = await h.rider.click(message, label="Send to the coaches")
         assert said(sent).startswith("Sent to the coaches")
+        assert len(cards(queue)) == 2
         newest = cards(queue)[-1]
         # A private question never shows who asked.
         assert "a rider, privately" in next(f.value for f in newest.embeds[0].fields if f.name == "Asked by")

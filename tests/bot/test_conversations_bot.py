@@ -74,6 +74,19 @@ async def test_the_server_setting_opens_threads_and_a_missing_permission_is_said
         await h.rider.slash(h.channel, "ask", question="how do I hinge privately?", private=True)
         assert len(h.channel.threads) == 1
 
+        # A channel where the bot may not create threads: the rider still gets the answer, and the asker is told
+        # once per server what permission is missing; a second question there is answered without the notice.
+        assert h.bot.user is not None
+        locked = h.guild.create_text_channel(
+            "no-threads", overwrites={h.bot.user: discord.PermissionOverwrite(create_public_threads=False)})
+        told = []
+        for question in ("how do I hinge?", "what is the attack position?"):
+            result = await h.rider.slash(locked, "ask", question=question)
+            assert result.response is not None and result.response.embeds  # the answer itself
+            told += [f.content for f in result.followups if "Create Public Threads" in (f.content or "")]
+        assert not locked.threads
+        assert len(told) == 1 and "permission" in told[0]
+
 
 async def test_plain_messages_in_the_thread_follow_the_intent_setting(tmp_path: Path) -> None:
     for followups in (False, True):
@@ -124,8 +137,15 @@ async def test_a_declined_dm_goes_to_the_coaches_only_with_consent_and_comes_bac
         dm = h.rider.user.dm_channel
         [declined] = bot_replies(dm)
         assert not [m for m in queue.history() if m.embeds]  # nothing without consent
-        sent = await h.rider.user.click(declined, label="Ask a coach")
-        assert sent.followups or sent.response
+        consent = await h.rider.user.click(declined, label="Ask a coach")
+        shown_first = consent.followups[-1] if consent.followups else consent.response
+        assert shown_first is not None
+        # One server shared with a coach queue: it goes there, and the rider is told which, before anything goes.
+        assert f"the coaches of **{h.guild.name}**" in shown_first.content
+        assert not [m for m in queue.history() if m.embeds]
+        sent = await h.rider.user.click(shown_first, label="Send to the coaches")
+        told = sent.followups[-1] if sent.followups else sent.response
+        assert told is not None and told.content.startswith(f"Sent to the coaches of {h.guild.name}")
         [card] = [m for m in queue.history() if m.embeds]
         assert "a rider, privately" in str(card.embeds[0].to_dict())
         shown = await coach.click(card, label="Answer")

@@ -12,6 +12,7 @@ import copy
 import json
 import re
 import threading
+import time
 from collections.abc import Callable, Coroutine, Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -111,6 +112,10 @@ class ChannelsMixin:
         self._in_channel: dict[int, list[int]] = {}
         self._dms: dict[int, int] = {}  # user id -> DM channel id
         self._tasks: set[asyncio.Task[None]] = set()
+        # Discord keeps a nonce for a few minutes: a resend after that posts a second message. Tests that stand
+        # for "long after a crash" set it to 0.
+        self.nonce_seconds = 300.0
+        self._nonce_at: dict[int, float] = {}
         for guild in self.guilds.values():
             for channel in guild.channels:
                 self.channels[int(channel["id"])] = channel
@@ -298,7 +303,8 @@ class ChannelsMixin:
             # Discord answers a repeated nonce from the same author (within minutes) with the first message.
             for message_id in self._in_channel.get(channel_id, []):
                 earlier = self.messages.get(message_id)
-                if earlier and earlier.get("nonce") == body["nonce"] and earlier["author"]["id"] == author["id"]:
+                if earlier and earlier.get("nonce") == body["nonce"] and earlier["author"]["id"] == author["id"] \
+                        and time.monotonic() - self._nonce_at.get(message_id, 0.0) <= self.nonce_seconds:
                     return earlier
         reference = body.get("message_reference")
         referenced: dict[str, Any] | None = None
@@ -334,6 +340,8 @@ class ChannelsMixin:
         self._set_mentions(message)
         with self._cond:
             self.messages[int(message["id"])] = message
+            if body.get("nonce") is not None:
+                self._nonce_at[int(message["id"])] = time.monotonic()
             self._in_channel.setdefault(channel_id, []).append(int(message["id"]))
             channel["last_message_id"] = message["id"]
             if channel["type"] in (PUBLIC_THREAD, PRIVATE_THREAD):
@@ -432,8 +440,9 @@ class ChannelsMixin:
                 return self._create_message(channel_id, self.bot_user, body or {}, None)
             if method == "GET":
                 self._channel(channel_id)
-                return [self.messages[i] for i in reversed(self._in_channel.get(channel_id, []))
-                        if i in self.messages][:50]
+                # As Discord: a fetched message carries no nonce (only the create response and the gateway do).
+                return [{k: v for k, v in self.messages[i].items() if k != "nonce"}
+                        for i in reversed(self._in_channel.get(channel_id, [])) if i in self.messages][:50]
             return None
         if m := re.fullmatch(r"/channels/(\d+)/messages/(\d+)", path):
             self._channel(int(m[1]))

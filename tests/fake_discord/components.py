@@ -46,6 +46,7 @@ class ComponentsMixin:
         author = self._user(user_id)
         if channel.get("guild_id"):
             guild = self.guilds[int(channel["guild_id"])]
+            guild.members.add(user_id)
             role_ids = [*roles, *([guild.admin_role_id] if admin else [])]
             permissions = guild.permissions(role_ids)
             payload.update(

@@ -90,6 +90,8 @@ class Guild:
         self.roles: list[dict[str, Any]] = [role(guild_id, "@everyone", MEMBER_PERMISSIONS, 0),
                                             role(self.admin_role_id, "Coach Admin", ADMIN_PERMISSIONS, 1)]
         self.threads: list[dict[str, Any]] = []
+        # Users seen as members (an interaction or a message in the server, or `FakeDiscord.join`).
+        self.members: set[int] = set()
 
     def permissions(self, role_ids: list[int]) -> int:
         """The permissions a member with these roles has (guild-wide; no channel overwrites)."""

@@ -550,6 +550,13 @@ class FakeDiscord(ChannelsMixin, ComponentsMixin):
             if method == "DELETE":
                 self._delete_message(interaction.messages.pop(message_id))
                 return web.Response(status=204, headers=_RATE_HEADERS)
+        if method == "GET" and (m := re.fullmatch(r"/guilds/(\d+)/members/(\d+)", path)):
+            guild = self.guilds.get(int(m[1]))
+            if guild is None:
+                raise _ApiError(404, 10004, "Unknown Guild")
+            if int(m[2]) not in guild.members:
+                raise _ApiError(404, 10007, "Unknown Member")
+            return _ok(p.member(self._user(int(m[2])), [], None))
         result = await self._channel_route(method, path, body)
         if isinstance(result, web.StreamResponse):
             return result
@@ -721,6 +728,11 @@ class FakeDiscord(ChannelsMixin, ComponentsMixin):
         record = Interaction(int(payload["id"]), token, name, options, user_id, guild_id, 0.0,
                              kind=4 if focused else 2, channel_id=channel_id)
         return self._dispatch_interaction(record, payload, timeout)
+
+    def join(self, guild_id: int, user_id: int) -> None:
+        """`user_id` becomes a member of the server (as if they had joined it)."""
+        with self._cond:
+            self.guilds[guild_id].members.add(user_id)
 
     def wait_answered(self, interactions: Iterable[Interaction], timeout: float = 30) -> None:
         pending = list(interactions)

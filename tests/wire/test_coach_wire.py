@@ -223,11 +223,12 @@ def test_the_whole_loop_over_the_wire(running: Running) -> None:
     assert refused.replies and all(body.get("flags", 0) & EPHEMERAL for body in refused.replies), refused.sent
     assert "only the team's coaches" in refused.text, refused.text
 
-    # The coach opens the modal: the answer, the title prefilled from the question, an optional link.
+    # The coach opens the modal: a title for the library (never prefilled with the rider's words), the answer, an
+    # optional link.
     shown = open_modal(w, card, bot)
     assert shown.modal is not None and shown.modal["custom_id"].startswith("hinge:modal:answer:")
-    assert prefilled(shown.modal, "title")
-    submit = fake.submit_modal(shown, {"answer": ANSWER, "title": prefilled(shown.modal, "title"),
+    assert prefilled(shown.modal, "title") == ""
+    submit = fake.submit_modal(shown, {"answer": ANSWER, "title": QUESTION,
                                        "link": "https://www.racerxvt.com/article/goggle-fog"},
                                user_id=COACH, roles=[w.coach_role])
     submitted_at = time.monotonic()
@@ -356,7 +357,7 @@ def test_sigkill_between_submit_and_reindex_then_restart(tmp_path: Path, coach_i
             if moment == "delivered":
                 # The edit of the card (after the delivery, before the reindex) waits 30 s at the fake.
                 fake.fail("PATCH", rf"^/channels/{w.coach_channel}/messages/{card['id']}$", status=None, delay=30)
-            title = prefilled(shown.modal or {}, "title")
+            title = QUESTION  # what the coach types
             held = None
             if moment == "stored":
                 # A FIFO where the library file's temporary copy goes: the write blocks on it (holding the
