@@ -33,6 +33,7 @@ DISPATCH, HEARTBEAT, IDENTIFY, RESUME, RECONNECT, INVALID_SESSION, HELLO, HEARTB
 PONG, MESSAGE, DEFERRED_MESSAGE, DEFERRED_UPDATE, UPDATE_MESSAGE, AUTOCOMPLETE, MODAL = 1, 4, 5, 6, 7, 8, 9
 EPHEMERAL = 1 << 6
 OPTION_TYPES = {3: str, 4: int, 5: bool, 10: float}
+CHANNEL_OPTION, ROLE_OPTION = 7, 8
 
 
 @dataclass
@@ -703,6 +704,7 @@ class FakeDiscord(ChannelsMixin, ComponentsMixin):
         command = self.command(name, scope)
         schema = {o["name"]: o for o in command.get("options", [])}
         given = []
+        resolved: dict[str, dict[str, Any]] = {}
         for key, value in options.items():
             if value is None:
                 continue
@@ -715,12 +717,19 @@ class FakeDiscord(ChannelsMixin, ComponentsMixin):
             option = {"name": key, "type": kind, "value": value}
             if key == focused:
                 option["focused"] = True
+            if kind in (CHANNEL_OPTION, ROLE_OPTION):
+                # Discord sends a channel or role option as its id, with the object under data.resolved.
+                option["value"] = str(value)
+                found = self._resolve(guild, kind, int(value))
+                resolved.setdefault("channels" if kind == CHANNEL_OPTION else "roles", {})[str(value)] = found
             given.append(option)
         missing = [o["name"] for o in command.get("options", []) if o.get("required") and o["name"] not in options]
         if missing and focused is None:
             raise ValueError(f"/{name} needs {missing}")
         user_id = user_id or p.snowflake()
         data: dict[str, Any] = {"id": command["id"], "name": name, "type": 1, "options": given}
+        if resolved:
+            data["resolved"] = resolved
         if scope is not None:
             data["guild_id"] = str(guild_id)
         channel_id = channel_id or guild.channel_id
@@ -733,6 +742,18 @@ class FakeDiscord(ChannelsMixin, ComponentsMixin):
         """`user_id` becomes a member of the server (as if they had joined it)."""
         with self._cond:
             self.guilds[guild_id].members.add(user_id)
+
+    def _resolve(self, guild: p.Guild, kind: int, object_id: int) -> dict[str, Any]:
+        if kind == ROLE_OPTION:
+            role = next((r for r in guild.roles if int(r["id"]) == object_id), None)
+            if role is None:
+                raise KeyError(f"guild {guild.id} has no role {object_id}")
+            return dict(role)
+        channel = self.channels.get(object_id)
+        if channel is None:
+            raise KeyError(f"no channel {object_id}")
+        return {k: channel[k] for k in ("id", "name", "type", "guild_id", "parent_id", "position")
+                if k in channel} | {"permissions": str(p.ADMIN_PERMISSIONS)}
 
     def wait_answered(self, interactions: Iterable[Interaction], timeout: float = 30) -> None:
         pending = list(interactions)

@@ -115,6 +115,7 @@ class Submit:
     request_id: int
     marker: str
     submit: Interaction
+    coach: int
 
     def thanked(self) -> bool:
         return "Thanks!" in self.submit.text
@@ -129,6 +130,7 @@ class Confirmable:
     interaction: Interaction
     confirm: str
     marker: str = ""
+    user_id: int = 0  # the rider, for a withdraw
 
     @property
     def done(self) -> bool:
@@ -408,13 +410,21 @@ class ChaosRun:
             return
         if not self.settle([ask]):
             return
-        coach_buttons = [(m, c) for m in ask.messages.values() for c in components(m)
-                         if c.startswith("hinge:coach:")]
-        if coach_buttons:
-            message, custom_id = coach_buttons[-1]
-            record.to_coach = self.fake.click(message, custom_id, user_id=user)
-            if not killing:
-                self.settle([record.to_coach])
+        # A private answer: the rider presses Ask a coach, is shown what the coaches will see, and consents.
+        record.to_coach = self.press(ask, "hinge:coach:", user, killing)
+        if record.to_coach is not None and self.settle([record.to_coach]):
+            record.to_coach = self.press(record.to_coach, "hinge:consent:", user, killing) or record.to_coach
+
+    def press(self, shown: Interaction, prefix: str, user: int, killing: bool) -> Interaction | None:
+        """The rider presses the button starting with `prefix` on what `shown` showed them; None if none."""
+        found = [(m, c) for m in shown.messages.values() for c in components(m) if c.startswith(prefix)]
+        if not found:
+            return None
+        message, custom_id = found[-1]
+        click = self.fake.click(message, custom_id, user_id=user)
+        if not killing:
+            self.settle([click])
+        return click
 
     def open_cards(self) -> list[tuple[dict[str, Any], int]]:
         assert self.w is not None
@@ -448,7 +458,7 @@ class ChaosRun:
                     "starts from a known setting.")
             submit = self.fake.submit_modal(shown, {"answer": text, "title": f"Coach note {marker}"},
                                             user_id=coach, roles=[self.w.coach_role])
-            self.submits.append(Submit(request_id, marker, submit))
+            self.submits.append(Submit(request_id, marker, submit, coach))
             if not killing:
                 self.settle([submit], 90)
             return
@@ -462,19 +472,20 @@ class ChaosRun:
     def step_edit(self, killing: bool) -> None:
         assert self.w is not None
         for answer_id, request_id, _ in self.rng.sample(self.live_answers(), len(self.live_answers())):
-            marker = self.markers.get(request_id) or next(
-                (s.marker for s in self.submits if s.request_id == request_id), "")
+            sent = next((s for s in self.submits if s.request_id == request_id), None)
+            marker = self.markers.get(request_id) or (sent.marker if sent else "")
+            author = sent.coach if sent else COACHES[0]  # only the author (or an admin) may edit
             cards = [m for m in self.fake.channel_messages(self.w.coach_channel)
                      if f"hinge:card:edit:{answer_id}" in components(m)]
             if not cards or not marker:
                 continue
-            shown = self.modal_for(cards[-1], button(cards[-1], "edit"), COACHES[0])
+            shown = self.modal_for(cards[-1], button(cards[-1], "edit"), author)
             if shown is None:
                 continue
             edit_marker = f"CHAOSEDIT{self.config.seed}N{len(self.actions):02d}X"
             text = f"{marker} {edit_marker} Edited: the same advice, and take a photo of the setting as well."
             submit = self.fake.submit_modal(shown, {"answer": text, "title": f"Coach note {marker} (edited)"},
-                                            user_id=COACHES[0], roles=[self.w.coach_role])
+                                            user_id=author, roles=[self.w.coach_role])
             self.actions.append(Confirmable("edit", answer_id, submit, "Updated", edit_marker))
             if not killing:
                 self.settle([submit], 90)
@@ -502,7 +513,7 @@ class ChaosRun:
                 continue
             message = next(m for m in ask.ask.messages.values() if f"hinge:withdraw:{question_id}" in components(m))
             click = self.fake.click(message, f"hinge:withdraw:{question_id}", user_id=ask.user_id)
-            self.actions.append(Confirmable("withdraw", question_id, click, "won't get this one"))
+            self.actions.append(Confirmable("withdraw", question_id, click, "won't get this one", user_id=ask.user_id))
             if not killing:
                 self.settle([click])
             return
@@ -551,14 +562,20 @@ class ChaosRun:
     def wait_quiet(self) -> bool:
         """Until nothing is left to finish (by the rows) and the bot sent no REST call for 1.5 s; bounded."""
         deadline = time.monotonic() + self.config.quiet_timeout
+        stale_column = any(c[1] == "card_stale" for c in read_rows(self.data, "PRAGMA table_info(coach_requests)"))
 
         def pending() -> bool:
+            # What the bot's recovery would pick up: a removed answer whose file is still written, or a live one
+            # not yet written, indexed or delivered to a rider still waiting.
             unfinished = read_rows(self.data, (
-                "SELECT ans.id FROM coach_answers ans WHERE ans.removed = 0 AND (ans.written = 0 OR ans.indexed = 0 "
-                "OR EXISTS (SELECT 1 FROM coach_askers a WHERE a.request_id = ans.request_id AND a.withdrawn = 0 "
-                "AND a.user_id IS NOT NULL AND a.delivered_at IS NULL))"))
+                "SELECT ans.id FROM coach_answers ans WHERE (ans.removed = 1 AND ans.written = 1) OR (ans.removed = 0 "
+                "AND (ans.written = 0 OR ans.indexed = 0 OR EXISTS (SELECT 1 FROM coach_askers a WHERE "
+                "a.request_id = ans.request_id AND a.withdrawn = 0 AND a.user_id IS NOT NULL AND "
+                "a.delivered_at IS NULL)))"))
             unposted = read_rows(self.data, "SELECT id FROM coach_requests WHERE status = 'open' AND "
                                             "card_message_id IS NULL")
+            if stale_column:  # a card the bot knows is out of date is still to be edited
+                unposted += read_rows(self.data, "SELECT id FROM coach_requests WHERE card_stale = 1")
             return bool(unfinished or unposted)
 
         while time.monotonic() < deadline:
@@ -641,8 +658,10 @@ class ChaosRun:
                                                              "withdrawn = 1 AND question_id IS NOT NULL")}
         still_named = {int(u) for (u,) in read_rows(self.data, "SELECT DISTINCT user_id FROM coach_askers WHERE "
                                                                "user_id IS NOT NULL")}
+        gone = {a.target for a in self.actions if a.kind == "forget-me"}  # their rows may be deleted outright
         for action in self.actions:
-            if action.kind == "withdraw" and action.done and action.target not in withdrawn:
+            if action.kind == "withdraw" and action.done and action.target not in withdrawn and \
+                    action.user_id not in gone:
                 self.problem("inconsistencies", when, f"question {action.target} was withdrawn (the rider was "
                                                    "told so) but its asker row is not")
             if action.kind == "forget-me" and action.done and action.target in still_named:

@@ -16,24 +16,16 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import KNOWLEDGE
-from tests.fake_discord.process import build_index
 from tests.wire.chaos import ChaosConfig, ChaosRun
 
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def chaos_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    data = tmp_path_factory.mktemp("chaos-index") / "data"
-    build_index(data, KNOWLEDGE)
-    return data
-
-
 @pytest.mark.parametrize(("seed", "kills"), [(3, 3)])
-def test_sigkills_at_random_moments_lose_nothing_and_duplicate_nothing(chaos_index: Path, tmp_path: Path,
+def test_sigkills_at_random_moments_lose_nothing_and_duplicate_nothing(wire_index: Path, tmp_path: Path,
                                                                       seed: int, kills: int) -> None:
     lines: list[str] = []
-    report = ChaosRun(ChaosConfig(seed=seed, kills=kills), chaos_index, KNOWLEDGE, tmp_path, say=lines.append).run()
+    report = ChaosRun(ChaosConfig(seed=seed, kills=kills), wire_index, KNOWLEDGE, tmp_path, say=lines.append).run()
     print("\n".join(lines))
     print(report.summary())
     replay = f"replay: python bench/chaos.py --seed {seed} --kills {kills}\n"
@@ -45,12 +37,12 @@ def test_sigkills_at_random_moments_lose_nothing_and_duplicate_nothing(chaos_ind
     assert not report.unqueued, replay + "\n".join(report.unqueued)
 
 
-def test_the_checks_catch_a_lost_delivery_and_an_index_that_disagrees(chaos_index: Path, tmp_path: Path) -> None:
+def test_the_checks_catch_a_lost_delivery_and_an_index_that_disagrees(wire_index: Path, tmp_path: Path) -> None:
     """The harness is not blind: a run without kills is clean; then a delivery the rider never saw (the row says
     delivered, the channel has no reply) and a library file no answer owns and the index does not know are
     reported."""
     run = ChaosRun(ChaosConfig(seed=11, kills=0, questions=6, answers=2, edits=0, forgets=0, forget_mes=0,
-                               withdraws=0), chaos_index, KNOWLEDGE, tmp_path, say=lambda _: None)
+                               withdraws=0), wire_index, KNOWLEDGE, tmp_path, say=lambda _: None)
     report = run.run()
     assert report.ok and report.accepted == 2, report.problems()
     # A coach answer whose replies were deleted from the fake, and a stray document on disk.
