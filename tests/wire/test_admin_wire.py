@@ -20,7 +20,7 @@ from tests.conftest import KNOWLEDGE
 from tests.fake_discord import FakeDiscord, Interaction
 from tests.fake_discord.process import BotProcess, copy_tree, running_bot
 from tests.wire.chaos import METRICS_PORT, index_ids, read_rows
-from tests.wire.test_coach_wire import GUILD_ID, CoachWire, coach_fake, components
+from tests.wire.test_coach_wire import GUILD_ID, CoachWire, coach_fake, components, settled
 
 pytestmark = pytest.mark.slow
 
@@ -54,13 +54,6 @@ def admin(tmp_path_factory: pytest.TempPathFactory, wire_index: Path) -> Iterato
             assert "Traceback" not in bot.log(), bot.log()[-6000:]
     finally:
         w.fake.stop()
-
-
-def settled(a: Admin, interactions: list[Interaction], timeout: float = 60) -> None:
-    try:
-        a.fake.wait_answered(interactions, timeout)
-    except TimeoutError as exc:
-        raise AssertionError(f"{exc}\nbot log:\n{a.bot.log()[-4000:]}") from exc
 
 
 def shown_fields(interaction: Interaction) -> dict[str, str]:
@@ -104,7 +97,7 @@ def test_setup_saves_every_option_by_id_and_refuses_everyone_and_non_admins(admi
         "digest-day": "wednesday", "digest-hour": 17, "answer-threads": True})
     everyone = fake.slash("setup", user_id=ADMIN, admin=True, **{"coach-role": GUILD_ID, "digest-hour": 3})
     refused = fake.slash("setup", user_id=MEMBER, **{"digest-hour": 4})
-    settled(admin, [saved, everyone, refused])
+    settled(admin.fake, [saved, everyone, refused], admin.bot)
     assert "Saved." in saved.text, saved.text
     shown = shown_fields(saved)
     assert shown["Coach queue channel"] == f"<#{admin.w.coach_channel}>"
@@ -120,34 +113,35 @@ def test_setup_saves_every_option_by_id_and_refuses_everyone_and_non_admins(admi
     # The admin role works by id, without Manage Server; and answer threads are on: a public /ask opens one.
     by_role = fake.slash("setup", user_id=MEMBER, roles=[helpers])
     ask = fake.slash("ask", question="what is a hip hinge?", user_id=RIDER)
-    settled(admin, [by_role, ask])
+    settled(admin.fake, [by_role, ask], admin.bot)
     assert "Nothing changed" in by_role.text, by_role.text
     fake.wait_until(lambda: fake.threads(fake.guilds[GUILD_ID].channel_id), 30, "the answer's thread")
     off = fake.slash("setup", user_id=ADMIN, admin=True, **{"answer-threads": False})
-    settled(admin, [off])
+    settled(admin.fake, [off], admin.bot)
     assert settings_row(admin.data)["answer_threads"] == 0
 
 
 # -- /unanswered -----------------------------------------------------------------------------------------------
 def test_unanswered_groups_declined_and_not_helpful_questions_and_never_lists_private_ones(admin: Admin) -> None:
     fake = admin.fake
-    fog = ["why do my goggles keep fogging up on the start line?", "why do my goggles fog up before the gate drops?",
-           "how do I stop goggle fog at the start?"]
+    # Three wordings of one question, close enough for the grouping's high-precision threshold.
+    fog = ["why do my goggles keep fogging up on the start line?",
+           "why do my goggles keep fogging up at the start line?", "my goggles keep fogging up on the start line, why?"]
     private = "which tyre pressure should I run in deep sand at the private test track?"
     asks = [fake.slash("ask", question=q, user_id=RIDER + n, thread=False) for n, q in enumerate(fog)]
     asks.append(fake.slash("ask", question=private, user_id=RIDER, private=True))
     helped = fake.slash("ask", question="how do I hold the attack position?", user_id=RIDER + 7, thread=False)
-    settled(admin, [*asks, helped])
+    settled(admin.fake, [*asks, helped], admin.bot)
     [message] = [m for m in helped.messages.values() if any(c.startswith("hinge:down:") for c in components(m))]
     down = fake.click(message, next(c for c in components(message) if c.startswith("hinge:down:")), user_id=RIDER + 7)
-    settled(admin, [down])
+    settled(admin.fake, [down], admin.bot)
     listed = fake.slash("unanswered", user_id=ADMIN, admin=True, days=7)
     refused = fake.slash("unanswered", user_id=MEMBER, days=7)
-    settled(admin, [listed, refused])
+    settled(admin.fake, [listed, refused], admin.bot)
     assert REFUSED in refused.text, refused.text
     text = listed.text
     assert re.search(r"\*\*3×\*\* [^\n]*goggle", text, re.IGNORECASE), text
-    assert "attack position" in text and "not helpful 1" in text, text
+    assert "attack position" in text and "not helpful 1" in text and "4 questions in 2 groups" in text, text
     assert "private test track" not in text, text
 
 
@@ -157,7 +151,7 @@ def test_digest_posts_the_week_with_a_chart_in_the_coach_channel(admin: Admin) -
     before = len(digests(admin))
     posted = fake.slash("digest", user_id=ADMIN, admin=True)
     refused = fake.slash("digest", user_id=MEMBER)
-    settled(admin, [posted, refused])
+    settled(admin.fake, [posted, refused], admin.bot)
     assert REFUSED in refused.text and f"<#{admin.w.coach_channel}>" in posted.text, (refused.text, posted.text)
     [digest] = digests(admin)[before:]
     description = str(digest["embeds"][0]["description"])
@@ -165,8 +159,8 @@ def test_digest_posts_the_week_with_a_chart_in_the_coach_channel(admin: Admin) -
     [chart] = digest["attachments"]
     assert chart["filename"] == "questions-per-day.png" and chart["data"].startswith(b"\x89PNG\r\n\x1a\n")
     assert not fake.pinged_user_ids(digest) and not fake.pinged_role_ids(digest) and not fake.pings_everyone(digest)
-    stamp = settings_row(admin.data)["last_digest_at"]
-    assert stamp and datetime.now(UTC) - datetime.fromisoformat(str(stamp)) < timedelta(minutes=5)
+    stamp = fake.wait_until(lambda: settings_row(admin.data)["last_digest_at"], 30, "the digest's stamp")
+    assert datetime.now(UTC) - datetime.fromisoformat(str(stamp)) < timedelta(minutes=5)
 
 
 def test_the_weekly_digest_posts_itself_in_its_slot_once(tmp_path: Path, wire_index: Path) -> None:
@@ -188,19 +182,20 @@ def test_the_weekly_digest_posts_itself_in_its_slot_once(tmp_path: Path, wire_in
             other = (now.hour + 12) % 24
             setup = w.fake.slash("setup", user_id=ADMIN, admin=True, **{
                 "digest-day": WEEKDAYS[now.weekday()], "digest-hour": other})
-            settled(a, [setup])
+            settled(a.fake, [setup], a.bot)
             assert f"{other:02d}:00 UTC" in shown_fields(setup)["Weekly digest"]
         with running_bot(w.fake, data, knowledge, tmp_path / "bot-2.log", extra_env=w.env()) as bot:
             a = Admin(w, bot, data)
             time.sleep(5)  # the loop's first round runs as the bot becomes ready
             assert not digests(a), "a digest was posted outside its slot"
             setup = w.fake.slash("setup", user_id=ADMIN, admin=True, **{"digest-hour": now.hour})
-            settled(a, [setup])
+            settled(a.fake, [setup], a.bot)
         with running_bot(w.fake, data, knowledge, tmp_path / "bot-3.log", extra_env=w.env()) as bot:
             a = Admin(w, bot, data)
             [digest] = w.fake.wait_until(lambda: digests(a) or None, 60, "the scheduled digest")
             assert digest["attachments"][0]["data"].startswith(b"\x89PNG")
-            assert settings_row(data)["last_digest_at"]
+            # Stamped right after the post: the next round (or restart) in this slot knows it went out.
+            w.fake.wait_until(lambda: settings_row(data)["last_digest_at"], 30, "the digest's stamp")
         with running_bot(w.fake, data, knowledge, tmp_path / "bot-4.log", extra_env=w.env()) as bot:
             a = Admin(w, bot, data)
             time.sleep(5)
@@ -216,11 +211,11 @@ def test_metrics_over_http_follow_questions_votes_and_reindexes(admin: Admin) ->
     before = scrape(admin.bot)
     answered = fake.slash("ask", question="how do I hold the attack position?", user_id=RIDER + 20, thread=False)
     declined = fake.slash("ask", question="what coolant should my bike use?", user_id=RIDER + 21, thread=False)
-    settled(admin, [answered, declined])
+    settled(admin.fake, [answered, declined], admin.bot)
     [message] = [m for m in answered.messages.values() if any(c.startswith("hinge:up:") for c in components(m))]
     up = fake.click(message, next(c for c in components(message) if c.startswith("hinge:up:")), user_id=RIDER + 20)
     reindex = fake.slash("reindex", user_id=ADMIN, admin=True)
-    settled(admin, [up])
+    settled(admin.fake, [up], admin.bot)
     fake.wait_until(lambda: "Reindexed" in reindex.text or None, 180, "the reindex")
     after = scrape(admin.bot)
 
