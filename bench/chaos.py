@@ -1,6 +1,6 @@
 """The seeded SIGKILL chaos run over the wire, many seeds (tests/wire/chaos.py is the harness).
 
-    python bench/chaos.py --seed N --kills K [--runs R] [--index DATA_DIR] [--keep]
+    python bench/chaos.py --seed N --kills K [--runs R] [--index DATA_DIR] [--keep] [--ci]
 
 Runs R seeds (N, N+1, ...), each the full workload (40 questions, 10 coach answers, 3 edits, 2 /forget,
 2 /forget-me, 2 withdraws) against the real bot process, SIGKILLed K times at moments the seed picks and
@@ -19,7 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tests.fake_discord.process import PROJECT, build_index
-from tests.wire.chaos import ChaosConfig, ChaosReport, ChaosRun
+from tests.wire.chaos import ChaosConfig, ChaosReport, ChaosRun, ci_config
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,6 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=1, help="seeds to run: --seed, --seed + 1, ...")
     parser.add_argument("--index", type=Path, help="a data dir with the shipped library already indexed")
     parser.add_argument("--keep", action="store_true", help="keep each run's data dir and bot logs")
+    parser.add_argument("--ci", action="store_true", help="the half workload `make test` runs")
     args = parser.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="hinge-chaos-"))
     knowledge = PROJECT / "knowledge"
@@ -41,7 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for seed in range(args.seed, args.seed + args.runs):
             print(f"seed {seed}, {args.kills} kills:", flush=True)
-            run = ChaosRun(ChaosConfig(seed=seed, kills=args.kills), index, knowledge, work / f"seed-{seed}",
+            config = ci_config(seed, args.kills) if args.ci else ChaosConfig(seed=seed, kills=args.kills)
+            run = ChaosRun(config, index, knowledge, work / f"seed-{seed}",
                            say=lambda line: print(line, flush=True))
             report = run.run()
             reports.append(report)
@@ -49,7 +51,8 @@ def main(argv: list[str] | None = None) -> int:
             for problem in report.problems():
                 print(f"  {problem}")
             if not report.ok:
-                print(f"  replay: python bench/chaos.py --seed {seed} --kills {args.kills}   (logs: {run.workdir})")
+                print(f"  replay: python bench/chaos.py --seed {seed} --kills {args.kills}{' --ci' if args.ci else ''}"
+                      f"   (logs: {run.workdir})")
     finally:
         if not args.keep and all(r.ok for r in reports):
             shutil.rmtree(work, ignore_errors=True)

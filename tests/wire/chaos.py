@@ -16,7 +16,9 @@ during the recovery that follows a restart. After each restart, once the bot is 
   from the queue.
 
 The SQLite file is read read-only from outside. Every wait is bounded in time, every loop in count.
-Replay a seed with `python bench/chaos.py --seed N --kills K`.
+Replay a seed with `python bench/chaos.py --seed N --kills K`: the seed fixes the script (who asks what, and
+privately or not; which card a coach answers) and the kill plan (after which step, how long after). The bot's
+own timing still varies between runs, so a replay kills at the same step and delay, not at the same instruction.
 """
 
 from __future__ import annotations
@@ -85,6 +87,13 @@ class ChaosConfig:
     withdraws: int = 2
     private_share: float = 0.2
     quiet_timeout: float = 90.0
+
+
+def ci_config(seed: int, kills: int) -> ChaosConfig:
+    """Half the workload, for `make test`: each coach answer, edit and /forget ends in a reindex of seconds, and
+    CI has a minute or two for this; bench/chaos.py runs the whole workload over many seeds."""
+    return ChaosConfig(seed=seed, kills=kills, questions=20, answers=5, edits=2, forgets=1, forget_mes=1,
+                       withdraws=1)
 
 
 # -- what the riders, coaches and admins did (the harness's own record) --------------------------------------
