@@ -327,6 +327,10 @@ class ChaosRun:
             for number, step in enumerate(steps):
                 planned = kills.get(number)
                 self.report.steps += 1
+                if self.bot is None or not self.bot.alive():  # not one of our kills: say so, and go on
+                    log = self.bot.log()[-3000:] if self.bot is not None else ""
+                    self.problem("inconsistencies", f"before step {number}", f"the bot died on its own:\n{log}")
+                    self.start_bot()
                 step(planned is not None)
                 if planned is not None:
                     # A coach answer, an edit and a /forget each end with a reindex of a few seconds; the other
@@ -612,6 +616,10 @@ class ChaosRun:
         self.check_library(when)
         self.check_index(when, bot)
         self.check_queue(when)
+        for interaction in list(self.fake.interactions.values()):
+            if "something went wrong" in interaction.text:
+                self.problem("inconsistencies", when, f"{interaction.name} by {interaction.user_id} was answered "
+                             f"{interaction.text[:200]!r}")
         found = self.report.problems()[before:]
         self.say(f"  check {self.report.checks} ({when}{'' if quiet else ', NOT quiet'}): "
                  f"{len(self.accepted())} accepted, {len(found)} problem(s)")
@@ -681,7 +689,10 @@ class ChaosRun:
         on_disk = library_ids(self.data / "library")
         answers = read_rows(self.data, "SELECT id, request_id, document_id, removed, text FROM coach_answers")
         forgotten = {a.target for a in self.actions if a.kind == "forget" and a.done}
-        edited = {int(a.target): a.marker for a in self.actions if a.kind == "edit" and a.done}
+        edits: dict[int, list[Confirmable]] = {}
+        for action in self.actions:
+            if action.kind == "edit":
+                edits.setdefault(int(action.target), []).append(action)
         for answer_id, request_id, document_id, removed, text in answers:
             files = on_disk.get(str(document_id), [])
             gone = bool(removed) or document_id in forgotten
@@ -694,18 +705,26 @@ class ChaosRun:
             if not gone and len(files) != 1:
                 self.problem("lost", when, f"answer {document_id} (request {request_id}) has {len(files)} "
                                         "library files")
-            marker = edited.get(int(answer_id))
-            if marker and not gone:
-                if marker not in str(text):
-                    self.problem("lost", when, f"the confirmed edit {marker} of {document_id} is not in its row")
-                elif files and marker not in files[0].read_text(encoding="utf-8"):
-                    self.problem("inconsistencies", when, f"the confirmed edit {marker} of {document_id} is "
-                                                       "not in its library file")
+            if not gone and edits.get(int(answer_id)):
+                self.check_edits(when, str(document_id), str(text), files, edits[int(answer_id)])
         known = {str(a[2]) for a in answers if not a[3]}
         for document_id, files in on_disk.items():
             if document_id.startswith("coach-") and document_id not in known:
                 self.problem("duplicated", when, f"library file {files[0].relative_to(self.data)} has no live "
                                               "coach answer row")
+
+    def check_edits(self, when: str, document_id: str, text: str, files: list[Path], edits: list[Confirmable]) -> None:
+        """The row holds the last confirmed edit or one sent after it (a kill may have cut its confirmation), and
+        the library file holds what the row holds."""
+        confirmed = [n for n, e in enumerate(edits) if e.done]
+        allowed = edits[confirmed[-1]:] if confirmed else edits
+        current = next((e.marker for e in reversed(edits) if e.marker in text), None)
+        if current not in {e.marker for e in allowed} and (confirmed or current is not None):
+            self.problem("lost", when, f"{document_id} holds edit {current}, not the confirmed "
+                                       f"{edits[confirmed[-1]].marker if confirmed else None} or a later one")
+        if current is not None and files and current not in files[0].read_text(encoding="utf-8"):
+            self.problem("inconsistencies", when, f"the row of {document_id} holds edit {current}, its library "
+                                                  "file does not")
 
     def check_index(self, when: str, bot: BotProcess | None) -> None:
         on_disk = self.shipped | set(library_ids(self.data / "library"))
