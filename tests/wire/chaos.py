@@ -603,7 +603,7 @@ class ChaosRun:
     def check(self, when: str) -> None:
         quiet = self.wait_quiet()
         self.report.checks += 1
-        before = len(self.report.problems())
+        before = set(self.report.problems())
         bot = self.bot
         assert bot is not None and self.w is not None
         if not bot.alive():
@@ -620,7 +620,7 @@ class ChaosRun:
             if "something went wrong" in interaction.text:
                 self.problem("inconsistencies", when, f"{interaction.name} by {interaction.user_id} was answered "
                              f"{interaction.text[:200]!r}")
-        found = self.report.problems()[before:]
+        found = [p for p in self.report.problems() if p not in before]
         self.say(f"  check {self.report.checks} ({when}{'' if quiet else ', NOT quiet'}): "
                  f"{len(self.accepted())} accepted, {len(found)} problem(s)")
         for problem in found:
