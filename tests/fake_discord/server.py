@@ -68,6 +68,7 @@ class Fault:
     is_global: bool = False
     hits: int = 0
     code: int | None = None  # Discord's JSON error code (403 defaults to 50013 Missing Permissions)
+    hold: float = 0.0  # seconds the response waits after the request took effect (a reply lost in flight)
 
 
 @dataclass
@@ -444,10 +445,13 @@ class FakeDiscord(ChannelsMixin, ComponentsMixin):
         return number
 
     def fail(self, method: str, path: str, status: int | None = 429, times: int = 1, retry_after: float = 0.5,
-             delay: float = 0.0, is_global: bool = False, code: int | None = None) -> Fault:
+             delay: float = 0.0, is_global: bool = False, code: int | None = None, hold: float = 0.0) -> Fault:
         """Answer the next `times` calls to METHOD /api/v10<path regex> with `status` (None: normally)
-        after `delay` seconds; `code`: Discord's JSON error code (403: 50013 Missing Permissions)."""
-        fault = Fault(method.upper(), re.compile(path), status, times, retry_after, delay, is_global, code=code)
+        after `delay` seconds; `code`: Discord's JSON error code (403: 50013 Missing Permissions); `hold`: with
+        status None, the call takes effect at once and its response waits that long (as a response lost in
+        flight: the message exists, the bot does not know it yet)."""
+        fault = Fault(method.upper(), re.compile(path), status, times, retry_after, delay, is_global, code=code,
+                      hold=hold)
         with self._cond:
             self.faults.append(fault)
         return fault
@@ -469,6 +473,8 @@ class FakeDiscord(ChannelsMixin, ComponentsMixin):
                 response = await self._route(request.method, path, body)
             except _ApiError as exc:
                 response = self._error(exc.status, exc.code, exc.message, exc.errors)
+            if fault is not None and fault.hold:
+                await asyncio.sleep(fault.hold)
         with self._cond:
             self.rest.append(RestCall(request.method, path, dict(request.query), body, response.status,
                                       time.monotonic(), request.headers.get("Authorization")))
