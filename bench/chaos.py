@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -31,6 +32,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep each run's data dir and bot logs")
     parser.add_argument("--ci", action="store_true", help="the half workload `make test` runs")
     args = parser.parse_args(argv)
+    # A SIGTERM (a timeout, a Ctrl-C from a wrapper) unwinds like an error, so the bot of the run is killed too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     work = Path(tempfile.mkdtemp(prefix="hinge-chaos-"))
     knowledge = PROJECT / "knowledge"
     index = args.index

@@ -37,6 +37,7 @@ from typing import Any
 
 from tests.fake_discord import FakeDiscord, Interaction
 from tests.fake_discord.process import BotProcess, copy_tree
+from tests.fake_discord.server import Fault
 from tests.wire.test_coach_wire import CoachWire, button, coach_fake, components
 
 MODAL = 9
@@ -70,6 +71,7 @@ QUESTIONS = [
 ]
 FRONT_MATTER_ID = re.compile(r"^id:\s*['\"]?([^'\"\s]+)", re.MULTILINE)
 DOC_ID = re.compile(r"`([a-z0-9][a-z0-9-]*)`")
+HOLD = 3.0  # seconds a held reply's response waits
 KILL_WINDOW = {"step_answer": 4.0, "step_edit": 4.0, "step_forget": 4.0}
 METRICS_PORT = re.compile(r"health and metrics on http://127\.0\.0\.1:(\d+)/healthz")
 DOCUMENTS_GAUGE = re.compile(r"^hinge_library_documents\s+([0-9.e+]+)$", re.MULTILINE)
@@ -262,6 +264,8 @@ class ChaosRun:
         # Asker rows seen so far: id -> (request id, user id, private). A /forget-me blanks the user id later.
         self.askers_seen: dict[int, tuple[int, int, bool]] = {}
         self.markers: dict[int, str] = {}  # request id -> the marker in its accepted answer's text
+        # Coach answers whose first reply to a rider is held in flight when the kill lands (see run()).
+        self.held: set[int] = set()
 
     # -- the bot's life ------------------------------------------------------------------------------
     @property
@@ -320,26 +324,20 @@ class ChaosRun:
     def run(self) -> ChaosReport:
         started = time.monotonic()
         self.w = coach_fake()
+        # Discord's nonce window would hide a second reply sent soon after the first; the riders' claims must
+        # keep delivery exactly-once on their own (a restart can come long after the crash).
+        self.fake.nonce_seconds = 0.0
         try:
             self.start_bot()
             steps = self.script()
             kills = self.kill_plan(steps)
             for number, step in enumerate(steps):
-                planned = kills.get(number)
                 self.report.steps += 1
                 if self.bot is None or not self.bot.alive():  # not one of our kills: say so, and go on
                     log = self.bot.log()[-3000:] if self.bot is not None else ""
                     self.problem("inconsistencies", f"before step {number}", f"the bot died on its own:\n{log}")
                     self.start_bot()
-                step(planned is not None)
-                if planned is not None:
-                    # A coach answer, an edit and a /forget each end with a reindex of a few seconds; the other
-                    # steps are over in well under a second.
-                    fraction, *during_recovery = planned
-                    first = fraction * KILL_WINDOW.get(step.__name__, 1.0)
-                    time.sleep(first)
-                    self.kill(f"{first:.2f} s after step {number} ({step.__name__})")
-                    self.restart_after_kill(during_recovery)
+                self.run_step(number, step, kills.get(number))
             self.top_up_answers()
             self.check("at the end")
             if len(self.accepted()) < self.config.answers:
@@ -357,6 +355,36 @@ class ChaosRun:
         self.report.accepted = len(self.accepted())
         return self.report
 
+    def run_step(self, number: int, step: Callable[[bool], None], planned: list[float] | None) -> None:
+        """One step of the script, and the kills planned for it."""
+        assert self.w is not None
+        fault: Fault | None = None
+        if number in self.held:
+            # The reply reaches the rider's channel and its response to the bot waits: the kill then lands with the
+            # rider answered and the bot not knowing it.
+            fault = self.fake.fail("POST", rf"^/channels/(?!{self.w.coach_channel})\d+/messages$", status=None,
+                                   hold=HOLD)
+        step(planned is not None)
+        if planned is None:
+            self.fake.faults.clear()
+            return
+        # A coach answer, an edit and a /forget each end with a reindex of a few seconds; the other steps are over
+        # in well under a second.
+        fraction, *during_recovery = planned
+        first = fraction * KILL_WINDOW.get(step.__name__, 1.0)
+        why = f"{first:.2f} s after step {number} ({step.__name__})"
+        if fault is not None:
+            try:
+                self.fake.wait_until(lambda: fault.hits, 30, "the held reply")
+                first = fraction * HOLD * 0.8
+                why = f"{first:.2f} s into a held reply to a rider in step {number}"
+            except TimeoutError:
+                pass  # no reply went out (no card was open): the kill keeps its time
+        time.sleep(first)
+        self.kill(why)
+        self.fake.faults.clear()
+        self.restart_after_kill(during_recovery)
+
     def kill_plan(self, steps: list[Callable[[bool], None]]) -> dict[int, list[float]]:
         """Step index -> its kills: the first a fraction of the step's kill window after its last interaction went
         out, the rest each that many seconds after the next restart connected (a kill during recovery)."""
@@ -373,6 +401,8 @@ class ChaosRun:
             if last is None:
                 break
             plan.setdefault(last, []).append(self.rng.random())
+            if steps[last].__name__ == "step_answer" and self.rng.random() < 0.5:
+                self.held.add(last)
         return plan
 
     # -- the workload ------------------------------------------------------------------------------------------
