@@ -12,7 +12,7 @@ import pytest
 
 from bot.runner import drain_commands
 from bot.settings import Settings
-from bot.state.storage import Storage
+from bot.state.storage import FORGOTTEN_QUESTION, Storage
 from index.answers.composer import AnswerComposer
 from tests.bot.test_coach import QUESTION, answer_card, ask_declined, buttons, cards, coach_server, said
 from tests.bot_fixtures import ALWAYS, NEVER, make_bot, make_settings, running
@@ -213,3 +213,26 @@ async def test_a_question_is_queued_before_the_rider_is_told(settings: Settings)
         await ask_declined(h, h.rider)
         assert seen == [[(QUESTION,)]]
         assert len(cards(queue)) == 1
+
+
+async def test_retention_takes_old_questions_off_cards_and_old_conversations(settings: Settings) -> None:
+    async with running(make_bot(settings, composer=AnswerComposer(policy=NEVER))) as h:
+        queue, _role, _coach = await coach_server(h)
+        await ask_declined(h, h.rider)
+        await h.rider.slash(h.channel, "ask", question="how do I hinge?", thread=True)
+        # Both declined (the policy declines everything): two riders' places on cards, one thread.
+        assert h.rows("SELECT COUNT(*) FROM coach_askers") == [(2,)]
+        assert h.rows("SELECT COUNT(*) FROM conversations") == [(1,)]
+        card_count = h.rows("SELECT COUNT(*) FROM coach_requests")[0][0]
+        with h.db() as db:
+            db.execute("UPDATE questions SET asked_at = '2020-01-01T00:00:00+00:00'")
+            db.execute("UPDATE conversations SET updated_at = '2020-01-01T00:00:00+00:00'")
+        forgotten = await h.bot.storage.purge_older_than(settings.retention_days)
+        assert forgotten.questions == 2 and len(forgotten.cards) == card_count
+        for table in ("questions", "coach_askers", "conversations", "feedback"):
+            assert h.rows(f"SELECT COUNT(*) FROM {table}") == [(0,)], table
+        assert h.rows("SELECT DISTINCT status, question FROM coach_requests") == [("withdrawn", FORGOTTEN_QUESTION)]
+        for request_id in forgotten.cards:
+            await h.bot.coach.show_card(request_id)
+        for card in cards(queue):
+            assert card.embeds[0].title.startswith("Withdrawn") and QUESTION not in str(card.embeds[0].to_dict())
