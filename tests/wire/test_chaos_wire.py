@@ -25,7 +25,9 @@ from tests.wire.test_coach_wire import COACH, RIDER, coach_fake, kill_when, open
 pytestmark = pytest.mark.slow
 
 
-@pytest.mark.parametrize(("seed", "kills"), [(15, 3)])  # 15: one kill lands while a reply is held in flight
+# Seed 15: a kill while a reply to a rider is held in flight, and one 0.05 s into a /forget, which finds the bug
+# test_a_forget_killed_after_its_file_went_leaves_no_answer_in_the_index pins down (2 of 2 runs).
+@pytest.mark.parametrize(("seed", "kills"), [(15, 3)])
 def test_sigkills_at_random_moments_lose_nothing_and_duplicate_nothing(wire_index: Path, tmp_path: Path,
                                                                       seed: int, kills: int) -> None:
     lines: list[str] = []
