@@ -235,6 +235,10 @@ class CoachDesk:
         path = self.path(answer)
         if await asyncio.to_thread(path.exists):
             await self.bot.library.remove(path, answer.coach_id, "/forget")
+        elif answer.document_id in self.bot.engine.index.documents:
+            # The file went but a crash came before the rebuilt index was current: rebuild without it now.
+            async with self.bot.library.changing():
+                await self.bot.library.rebuild(answer.coach_id, "/forget")
         await self.store.mark_answer(answer.id, answer.updated_at, written=False)
 
     async def deliver(self, answer: CoachAnswer, request: CoachRequest) -> None:

@@ -9,13 +9,14 @@ from pathlib import Path
 
 import aiosqlite
 import pytest
+import simcord
 
 from bot.runner import drain_commands
 from bot.settings import Settings
 from bot.state.storage import FORGOTTEN_QUESTION, Storage
 from index.answers.composer import AnswerComposer
 from tests.bot.test_coach import QUESTION, answer_card, ask_declined, buttons, cards, coach_server, said
-from tests.bot_fixtures import ALWAYS, NEVER, make_bot, make_settings, running
+from tests.bot_fixtures import ALWAYS, NEVER, Harness, make_bot, make_settings, running
 
 
 @pytest.fixture
@@ -53,12 +54,18 @@ async def test_the_digest_and_unanswered_never_list_a_private_question(settings:
         assert "saddle" not in texts
 
 
+async def answered_card(h: Harness) -> tuple[simcord.ChannelHandle, simcord.RoleHandle]:
+    """A coach queue with one card, answered by coach-sam as "Race-day food"."""
+    queue, role, coach = await coach_server(h)
+    await ask_declined(h, h.rider)
+    [card] = cards(queue)
+    await answer_card(coach, card, title="Race-day food")
+    return queue, role
+
+
 async def test_only_the_author_or_an_admin_may_edit_and_the_edit_is_credited(settings: Settings) -> None:
     async with running(make_bot(settings, composer=AnswerComposer(policy=NEVER))) as h:
-        queue, role, coach = await coach_server(h)
-        await ask_declined(h, h.rider)
-        [card] = cards(queue)
-        await answer_card(coach, card, title="Race-day food")
+        queue, role = await answered_card(h)
         [card] = cards(queue)
         other = h.member("coach-kim", roles=(role,))
         refused = await other.click(card, label="Edit answer")
@@ -74,10 +81,7 @@ async def test_only_the_author_or_an_admin_may_edit_and_the_edit_is_credited(set
 
 async def test_forget_wins_over_an_edit_waiting_for_the_library_lock(settings: Settings) -> None:
     async with running(make_bot(settings, composer=AnswerComposer(policy=NEVER))) as h:
-        queue, _role, coach = await coach_server(h)
-        await ask_declined(h, h.rider)
-        [card] = cards(queue)
-        await answer_card(coach, card, title="Race-day food")
+        await answered_card(h)
         [(answer_id, doc_id)] = h.rows("SELECT id, document_id FROM coach_answers")
         # The edit is stored, then waits for the library lock, which another change holds while /forget lands.
         async with h.bot.library.changing():
