@@ -25,8 +25,9 @@ from tests.wire.test_coach_wire import COACH, RIDER, coach_fake, kill_when, open
 pytestmark = pytest.mark.slow
 
 
-# Seed 15: a kill while a reply to a rider is held in flight, and one 0.05 s into a /forget, which finds the bug
-# test_a_forget_killed_after_its_file_went_leaves_no_answer_in_the_index pins down (2 of 2 runs).
+# Seed 15: a kill while a reply to a rider is held in flight, and one 0.05 s into a /forget, which found the bug
+# test_a_forget_killed_after_its_file_went_leaves_no_answer_in_the_index pins down (2 of 2 runs before main's
+# ed2975d fixed it).
 @pytest.mark.parametrize(("seed", "kills"), [(15, 3)])
 def test_sigkills_at_random_moments_lose_nothing_and_duplicate_nothing(wire_index: Path, tmp_path: Path,
                                                                       seed: int, kills: int) -> None:
@@ -73,9 +74,6 @@ def test_the_checks_catch_a_lost_delivery_and_an_index_that_disagrees(wire_index
     assert any("only on disk ['coach-stray']" in line for line in run.report.inconsistencies), run.report.problems()
 
 
-@pytest.mark.xfail(strict=True, reason="bot bug (chaos seed 15): after a SIGKILL between /forget's file delete and the "
-                   "rebuilt index becoming current, the recovery (CoachDesk._take_out) finds no file, so it marks the "
-                   "answer not written without rebuilding: the forgotten answer stays in the index and is cited")
 def test_a_forget_killed_after_its_file_went_leaves_no_answer_in_the_index(wire_index: Path, tmp_path: Path) -> None:
     """What chaos seed 15 (`python bench/chaos.py --seed 15 --kills 3 --ci`) hit, made certain: /forget deletes
     the answer's file and rebuilds; the bot is SIGKILLed after the delete, before the rebuilt index is current.
