@@ -424,6 +424,9 @@ class ChannelsMixin:
             if not recipient:
                 raise _form_error("recipient_id", "BASE_TYPE_REQUIRED", "This field is required")
             return self.channels[self.dm_channel(recipient)]
+        if method == "GET" and (m := re.fullmatch(r"/users/(\d+)", path)):
+            # fetch_user: a bot DMs a rider it has no cached member for (a coach answer to a private question).
+            return self._user(int(m[1]))
         if m := re.fullmatch(r"/channels/(\d+)", path):
             if method == "GET":
                 return self._channel(int(m[1]))

@@ -34,6 +34,7 @@ PONG, MESSAGE, DEFERRED_MESSAGE, DEFERRED_UPDATE, UPDATE_MESSAGE, AUTOCOMPLETE, 
 EPHEMERAL = 1 << 6
 OPTION_TYPES = {3: str, 4: int, 5: bool, 10: float}
 ATTACHMENT = 11  # an attachment option's value: (file name, bytes) in `slash`
+CHANNEL_OPTION, ROLE_OPTION = 7, 8
 
 
 @dataclass
@@ -711,7 +712,7 @@ class FakeDiscord(ChannelsMixin, ComponentsMixin):
         command = self.command(name, scope)
         schema = {o["name"]: o for o in command.get("options", [])}
         given = []
-        resolved: dict[str, dict[str, Any]] = {}
+        resolved: dict[str, dict[str, dict[str, Any]]] = {}
         for key, value in options.items():
             if value is None:
                 continue
@@ -719,13 +720,18 @@ class FakeDiscord(ChannelsMixin, ComponentsMixin):
                 raise KeyError(f"/{name} has no option {key!r}; it has {sorted(schema)}")
             kind = schema[key]["type"]
             if kind == ATTACHMENT:
-                value = self._user_attachment(resolved, *value)
+                value = self._user_attachment(resolved.setdefault("attachments", {}), *value)
             expected = OPTION_TYPES.get(kind)
             if expected is not None and not isinstance(value, expected):
                 raise TypeError(f"/{name} {key} takes {expected.__name__}")
             option = {"name": key, "type": kind, "value": value}
             if key == focused:
                 option["focused"] = True
+            if kind in (CHANNEL_OPTION, ROLE_OPTION):
+                # Discord sends a channel or role option as its id, with the object under data.resolved.
+                option["value"] = str(value)
+                found = self._resolve(guild, kind, int(value))
+                resolved.setdefault("channels" if kind == CHANNEL_OPTION else "roles", {})[str(value)] = found
             given.append(option)
         missing = [o["name"] for o in command.get("options", []) if o.get("required") and o["name"] not in options]
         if missing and focused is None:
@@ -733,7 +739,7 @@ class FakeDiscord(ChannelsMixin, ComponentsMixin):
         user_id = user_id or p.snowflake()
         data: dict[str, Any] = {"id": command["id"], "name": name, "type": 1, "options": given}
         if resolved:
-            data["resolved"] = {"attachments": resolved}
+            data["resolved"] = resolved
         if scope is not None:
             data["guild_id"] = str(guild_id)
         channel_id = channel_id or guild.channel_id
@@ -761,6 +767,18 @@ class FakeDiscord(ChannelsMixin, ComponentsMixin):
     async def _download(self, request: web.Request) -> web.Response:
         data = self.files.get(int(request.match_info["id"]))
         return web.Response(status=404) if data is None else web.Response(body=data)
+
+    def _resolve(self, guild: p.Guild, kind: int, object_id: int) -> dict[str, Any]:
+        if kind == ROLE_OPTION:
+            role = next((r for r in guild.roles if int(r["id"]) == object_id), None)
+            if role is None:
+                raise KeyError(f"guild {guild.id} has no role {object_id}")
+            return dict(role)
+        channel = self.channels.get(object_id)
+        if channel is None:
+            raise KeyError(f"no channel {object_id}")
+        return {k: channel[k] for k in ("id", "name", "type", "guild_id", "parent_id", "position")
+                if k in channel} | {"permissions": str(p.ADMIN_PERMISSIONS)}
 
     def wait_answered(self, interactions: Iterable[Interaction], timeout: float = 30) -> None:
         pending = list(interactions)
