@@ -27,7 +27,7 @@ from index.coaching.contributions import path_for
 from tests.conftest import KNOWLEDGE
 from tests.fake_discord import FakeDiscord, Interaction
 from tests.fake_discord.channels import pinged_role_ids, pinged_user_ids, pings_everyone
-from tests.fake_discord.process import FAKE_TOKEN, PROJECT, BotProcess, build_index, copy_tree, running_bot
+from tests.fake_discord.process import FAKE_TOKEN, PROJECT, BotProcess, copy_tree, running_bot
 
 pytestmark = pytest.mark.slow
 
@@ -155,11 +155,9 @@ def coach_cited(interaction: Interaction) -> bool:
 
 # -- fixtures ------------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def coach_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The shipped library indexed once for this module; each bot gets a copy of this data dir."""
-    data = tmp_path_factory.mktemp("coach-wire-index") / "data"
-    build_index(data, KNOWLEDGE)
-    return data
+def coach_index(wire_index: Path) -> Path:
+    """The shipped library indexed once for the run (tests/wire/conftest.py); each bot gets a copy of it."""
+    return wire_index
 
 
 @dataclass

@@ -12,7 +12,7 @@ import pytest
 from tests.conftest import KNOWLEDGE
 from tests.fake_discord import FakeDiscord
 from tests.fake_discord import payloads as p
-from tests.fake_discord.process import FAKE_TOKEN, build_index, copy_tree, running_bot
+from tests.fake_discord.process import FAKE_TOKEN, copy_tree, running_bot
 
 pytestmark = pytest.mark.slow
 
@@ -27,9 +27,8 @@ def turns(data: Path, channel_id: int) -> list[str]:
     return [t["question"] for t in json.loads(row[0])] if row else []
 
 
-def test_a_thread_is_opened_and_a_message_in_it_is_answered_with_context(tmp_path: Path) -> None:
-    data = tmp_path / "data"
-    build_index(data, KNOWLEDGE)
+def test_a_thread_is_opened_and_a_message_in_it_is_answered_with_context(tmp_path: Path, wire_index: Path) -> None:
+    data = copy_tree(wire_index, tmp_path / "data")
     knowledge = copy_tree(KNOWLEDGE, tmp_path / "knowledge")
     fake = FakeDiscord(FAKE_TOKEN, guild_ids=(GUILD_ID,)).start()
     try:

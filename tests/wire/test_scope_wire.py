@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import yaml
@@ -14,7 +15,7 @@ import yaml
 from index.library.documents import load_library
 from tests.conftest import KNOWLEDGE
 from tests.fake_discord import FakeDiscord, Interaction
-from tests.fake_discord.process import FAKE_TOKEN, build_index, copy_tree, running_bot
+from tests.fake_discord.process import FAKE_TOKEN, copy_tree, running_bot
 from tests.fake_discord.server import MESSAGE
 from tests.wire.test_wire import Wire, answered
 
@@ -34,10 +35,9 @@ def upload_file(doc_id: str, kind: str, body: str, **fields: object) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def wire(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Wire]:
+def wire(tmp_path_factory: pytest.TempPathFactory, wire_index: Path) -> Iterator[Wire]:
     tmp = tmp_path_factory.mktemp("scope-wire")
-    data = tmp / "data"
-    build_index(data, KNOWLEDGE)
+    data = copy_tree(wire_index, tmp / "data")
     knowledge = copy_tree(KNOWLEDGE, tmp / "knowledge")
     fake = FakeDiscord(FAKE_TOKEN, guild_ids=[SERVER_A, SERVER_B, OTHER]).start()
     env = {"HINGE_GUILD_IDS": f"{SERVER_A},{SERVER_B}", "HINGE_ANSWER_ON_MENTION": "true"}

@@ -24,7 +24,7 @@ import pytest
 
 from tests.conftest import KNOWLEDGE
 from tests.fake_discord import FakeDiscord, Interaction
-from tests.fake_discord.process import build_index, copy_tree, running_bot
+from tests.fake_discord.process import copy_tree, running_bot
 from tests.wire.test_coach_wire import (
     COACH,
     EPHEMERAL,
@@ -77,10 +77,8 @@ FAST_RETRIES = {"HINGE_COACH_RETRY_SECONDS": "1", "HINGE_ASK_COOLDOWN_SECONDS": 
 
 
 @pytest.fixture(scope="module")
-def trust_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    data = tmp_path_factory.mktemp("trust-wire-index") / "data"
-    build_index(data, KNOWLEDGE)
-    return data
+def trust_index(wire_index: Path) -> Path:
+    return wire_index
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from index.library.documents import load_library
 from tests.conftest import KNOWLEDGE
 from tests.fake_discord import FakeDiscord, Interaction
-from tests.fake_discord.process import FAKE_TOKEN, BotProcess, build_index, copy_tree, running_bot
+from tests.fake_discord.process import FAKE_TOKEN, BotProcess, copy_tree, running_bot
 from tests.fake_discord.server import DEFERRED_MESSAGE, MESSAGE, RESUME
 
 pytestmark = pytest.mark.slow
@@ -32,11 +32,9 @@ LINK = re.compile(r"\]\((https?://[^)\s]+)\)")
 
 
 @pytest.fixture(scope="session")
-def built_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The real library indexed once per test run; each bot gets a copy of this data dir."""
-    data = tmp_path_factory.mktemp("wire-index") / "data"
-    build_index(data, KNOWLEDGE)
-    return data
+def built_index(wire_index: Path) -> Path:
+    """The real library indexed once per test run (tests/wire/conftest.py); each bot gets a copy of it."""
+    return wire_index
 
 
 @dataclass
