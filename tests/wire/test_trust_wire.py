@@ -71,8 +71,8 @@ OFF_TOPIC = [
     "what kind of stand should I put my bike on?",
 ]
 # The recovery loop every second; no per-rider limit (one rider here does in seconds what a rider does in a week).
-# `make test` runs a few rounds; HINGE_SUBMIT_ROUNDS=20 runs them all (each costs a reindex).
-ROUNDS = min(len(OFF_TOPIC), int(os.environ.get("HINGE_SUBMIT_ROUNDS", "5")))
+# `make test` runs 3 rounds; HINGE_SUBMIT_ROUNDS=20 runs them all (each costs a reindex).
+ROUNDS = min(len(OFF_TOPIC), int(os.environ.get("HINGE_SUBMIT_ROUNDS", "3")))
 FAST_RETRIES = {"HINGE_COACH_RETRY_SECONDS": "1", "HINGE_ASK_COOLDOWN_SECONDS": "0"}
 
 
