@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=1, help="seeds to run: --seed, --seed + 1, ...")
     parser.add_argument("--index", type=Path, help="a data dir with the shipped library already indexed")
     parser.add_argument("--keep", action="store_true", help="keep each run's data dir and bot logs")
-    parser.add_argument("--ci", action="store_true", help="the half workload `make test` runs")
+    parser.add_argument("--ci", action="store_true", help="the small workload `make test` runs")
     args = parser.parse_args(argv)
     # A SIGTERM (a timeout, a Ctrl-C from a wrapper) unwinds like an error, so the bot of the run is killed too.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
