@@ -68,7 +68,7 @@ OFF_TOPIC = [
     "how do I fix a flat tube at the track?",
     "which energy drink brands sponsor amateur riders?",
     "how do I wash my riding gear without ruining it?",
-    "what kind of stand should I put my bike on?",
+    "how do I get a good price when selling my old bike?",
 ]
 # The recovery loop every second; no per-rider limit (one rider here does in seconds what a rider does in a week).
 # `make test` runs 3 rounds; HINGE_SUBMIT_ROUNDS=20 runs them all (each costs a reindex).
