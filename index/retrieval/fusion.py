@@ -7,7 +7,7 @@ one weight meaningful across queries.
 These are the engine's only settings, and what they default to is what the bot ships and what
 `hinge eval` and bench/ measure. Techniques that helped the benchmarks but not riders (a learned
 combiner over eleven features, dense windows, sentence vectors, a dense feedback round) were
-measured and removed; their figures are in the README's benchmark section.
+measured and removed; their figures are in docs/benchmarks.md.
 """
 
 from __future__ import annotations

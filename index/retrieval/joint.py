@@ -2,7 +2,7 @@
 
 Why two: each is wrong in different places. On the tune part of the rider question set the pair ranks better
 than either alone (hit@3 0.973 against 0.955 for MiniLM and 0.918 for bge, hybrid with BM25), and on BEIR it
-reaches what MiniLM alone does not (figures in the README's benchmarks).
+reaches what MiniLM alone does not (figures in docs/benchmarks.md).
 
 Each member's unit vector is scaled by 1/sqrt(n) and the scaled vectors are put side by side. The result is
 a unit vector whose inner product with another is the mean of the members' cosines, so faiss, the fusion,

