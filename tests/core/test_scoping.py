@@ -87,3 +87,28 @@ def test_documents_added_in_server_b_leave_every_answer_in_server_a_byte_for_byt
         changed = [q for q, old, new in zip(questions, before[guild], after[guild], strict=True) if old != new]
         assert changed == [], f"{len(changed)} of {len(questions)} answers changed in server {guild}: {changed[:5]}"
     assert not any(d in row for rows in after.values() for row in rows for d in b_docs)
+
+
+@pytest.mark.slow
+def test_servers_asking_at_once_on_a_cold_index_get_one_scope_each_and_the_same_answers(
+        tmp_path: Path, team_engine: Engine) -> None:
+    """Scopes are built on first use, from whatever thread asks first: eight threads asking in three servers at
+    once build each scope once and answer as one thread alone does."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    add_team_documents(tmp_path / "library", SERVER_B, "b", shipped(4))
+    add_team_documents(tmp_path / "library", SERVER_C, "c", shipped(6)[4:])
+    team_engine.load()
+    composer = AnswerComposer()
+    questions = [q.question for q in load_questions(QUESTIONS)][:24]
+    guilds = [SERVER_A, SERVER_B, SERVER_C]
+    work = [(q, guilds[n % 3]) for n, q in enumerate(questions)]
+    index = team_engine.index
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        together = list(pool.map(lambda job: (composer.ask(index, *job).model_dump_json(exclude={"elapsed_ms"}),
+                                              index.scoped(job[1])), work))
+    alone = [composer.ask(index, q, g).model_dump_json(exclude={"elapsed_ms"}) for q, g in work]
+    assert [answer for answer, _ in together] == alone
+    for guild in guilds:
+        assert len({id(scope) for (_, scope), (_, g) in zip(together, work, strict=True) if g == guild}) == 1
+    assert index.scoped(SERVER_B) is not index.scoped(SERVER_C)
